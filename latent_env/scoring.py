@@ -47,6 +47,15 @@ class ScoreResult:
     n_tokens: int
     tokens: list[str] = field(default_factory=list)
     truncated: int = 0
+    token_is_argmax: list[bool] = field(default_factory=list)
+
+    def greedy_prefix(self, n: int) -> bool:
+        """Would greedy decoding produce the first ``n`` continuation tokens exactly?
+
+        Greedy decoding follows the gold path as long as each gold token is the argmax given the
+        gold tokens before it, so this is exact (up to argmax ties) and needs no generation.
+        """
+        return n <= len(self.token_is_argmax) and all(self.token_is_argmax[:n])
 
     @property
     def mean(self) -> float:
@@ -179,6 +188,16 @@ class LogLikScorer:
                 enriched[i] = result
         return [GainResult(e.total - b.total, e, b) for e, b in zip(enriched, baselines)]
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text`` under this scorer's tokenizer (no special tokens)."""
+        return len(self.tokenizer(text, add_special_tokens=False).input_ids) if text else 0
+
+    def prefix_tokens(self, continuation: str, prefix: str) -> int:
+        """How many leading tokens of ``continuation`` spell ``prefix`` (0 if they don't align)."""
+        cont = self.tokenizer(continuation, add_special_tokens=False).input_ids
+        head = self.tokenizer(prefix, add_special_tokens=False).input_ids
+        return len(head) if head and cont[: len(head)] == head else 0
+
     def clear_cache(self) -> None:
         self._baseline_cache.clear()
 
@@ -248,14 +267,17 @@ class LogLikScorer:
 
         n = len(item.continuation_ids)
         if n == 0:
-            return ScoreResult(0.0, [], 0, [], item.truncated)
+            return ScoreResult(0.0, [], 0, [], item.truncated, [])
         # The logits at position p predict token p+1; the continuation occupies the last n slots,
         # so its predictions sit at kept positions keep-n-1 … keep-2.
         predicting = logprobs[row, keep - n - 1 : keep - 1, :]
         targets = torch.tensor(item.continuation_ids, dtype=torch.long)
         token_lp = predicting.gather(-1, targets.unsqueeze(-1)).squeeze(-1).tolist()
+        is_argmax = (predicting.argmax(-1) == targets).tolist()
         tokens = self.tokenizer.convert_ids_to_tokens(item.continuation_ids)
-        return ScoreResult(float(sum(token_lp)), token_lp, n, list(tokens), item.truncated)
+        return ScoreResult(
+            float(sum(token_lp)), token_lp, n, list(tokens), item.truncated, is_argmax
+        )
 
 
 def _accepts_kwarg(model: Any, name: str) -> bool:
