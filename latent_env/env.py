@@ -228,7 +228,7 @@ class LatentEnv(gym.Env):
 
 
 def as_task(value: Any) -> Any:
-    from latent_env.tasks.task import Task
+    from latent_env.tasks import Task
 
     if isinstance(value, Task):
         return value

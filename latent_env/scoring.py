@@ -178,15 +178,29 @@ class LogLikScorer:
                 f"latents, {len(continuations)} continuations"
             )
         combine = get_combiner(combiner) if combiner is not None else self.combiner
-        baselines = self.baseline(contexts, continuations)
         enriched_contexts = [combine(x, latent) for x, latent in zip(contexts, latents)]
         todo = [i for i, (e, x) in enumerate(zip(enriched_contexts, contexts)) if e != x]
-        enriched: list[ScoreResult] = list(baselines)
-        if todo:
-            scored = self.score([enriched_contexts[i] for i in todo], [continuations[i] for i in todo])
-            for i, result in zip(todo, scored):
-                enriched[i] = result
+        # Uncached baselines and enriched contexts go through the model together, so one call
+        # packs everything into the fewest batches.
+        keys = list(zip(contexts, continuations))
+        missing = [k for k in dict.fromkeys(keys) if k not in self._baseline_cache]
+        scored = self.score(
+            [k[0] for k in missing] + [enriched_contexts[i] for i in todo],
+            [k[1] for k in missing] + [continuations[i] for i in todo],
+        )
+        for key, result in zip(missing, scored):
+            self._remember(key, result)
+        fresh = dict(zip(missing, scored))
+        baselines = [fresh.get(k) or self._cached(k) for k in keys]
+        self.stats["cache_hits"] += len(keys) - len(missing)
+        enriched = list(baselines)
+        for i, result in zip(todo, scored[len(missing) :]):
+            enriched[i] = result
         return [GainResult(e.total - b.total, e, b) for e, b in zip(enriched, baselines)]
+
+    def _cached(self, key: tuple[str, str]) -> ScoreResult:
+        self._baseline_cache.move_to_end(key)
+        return self._baseline_cache[key]
 
     def count_tokens(self, text: str) -> int:
         """Tokens in ``text`` under this scorer's tokenizer (no special tokens)."""

@@ -82,6 +82,7 @@ def write_jsonl(path: str | os.PathLike[str], tasks: Iterable[Task]) -> int:
                 fh.write(line + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; task files are ordinary readable data
         os.replace(tmp, target)
     except BaseException:
         # Leave no temporary file behind when the write fails or is interrupted.

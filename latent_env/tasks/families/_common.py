@@ -11,6 +11,7 @@ import hashlib
 import keyword
 import re
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import TypeVar
 
 import numpy as np
@@ -101,11 +102,17 @@ def ident(text: str) -> str:
     return name
 
 
-def fmt_num(x: float | int) -> str:
-    """Integers as plain digits, other values with one decimal ("16", "15.5")."""
-    if float(x) == int(x):
-        return str(int(x))
-    return f"{x:.1f}"
+def fmt_num(x: Fraction | int) -> str:
+    """An exact value as the text shows it: "16", "15.5" (at most one decimal, never "16.0")."""
+    x = Fraction(x)
+    if x.denominator == 1:
+        return str(x.numerator)
+    tenths = x * 10
+    if tenths.denominator != 1:
+        raise ValueError(f"{x} needs more than one decimal")
+    sign = "-" if tenths < 0 else ""
+    whole, digit = divmod(abs(tenths.numerator), 10)
+    return f"{sign}{whole}.{digit}"
 
 
 def program(*lines: str) -> str:

@@ -1,0 +1,70 @@
+"""Synthetic task families: seeded generators of short word problems in running text.
+
+Each family is a function ``generate(rng: numpy.random.Generator, difficulty: int) -> Task``
+(difficulty 1..3 grows number sizes, item counts and steps). A task's continuation is
+``" " + answer`` plus at most a couple of words; its ``program`` is gold Python that prints
+exactly the answer; ``meta["template"]`` names the surface template used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from latent_env.tasks.families.arithmetic import average, sum_diff
+from latent_env.tasks.families.counting import count_items
+from latent_env.tasks.families.dates import date_arith
+from latent_env.tasks.families.patterns import sequence, trend
+from latent_env.tasks.families.units import unit_convert
+from latent_env.tasks.families.word_problems import multi_step, percent
+from latent_env.tasks.task import Task, TaskError
+
+Generator = Callable[[np.random.Generator, int], Task]
+
+DIFFICULTIES: tuple[int, ...] = (1, 2, 3)
+
+FAMILIES: dict[str, Generator] = {
+    "average": average,
+    "sum_diff": sum_diff,
+    "multi_step": multi_step,
+    "percent": percent,
+    "unit_convert": unit_convert,
+    "date_arith": date_arith,
+    "count_items": count_items,
+    "sequence": sequence,
+    "trend": trend,
+}
+
+
+def family_description(name: str) -> str:
+    """First line of a family generator's docstring."""
+    doc = FAMILIES[name].__doc__ or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def check_family(name: str) -> Generator:
+    """The generator for ``name``; :class:`TaskError` listing the known names otherwise."""
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        known = ", ".join(FAMILIES)
+        raise TaskError(f'unknown family "{name}" (known: {known})') from None
+
+
+def check_difficulty(difficulty: int) -> int:
+    """``difficulty`` itself when it is 1, 2 or 3; :class:`TaskError` otherwise."""
+    if isinstance(difficulty, bool) or difficulty not in DIFFICULTIES:
+        raise TaskError(f"difficulty must be 1, 2 or 3, got {difficulty!r}")
+    return int(difficulty)
+
+
+def generate_task(family: str, rng: np.random.Generator, difficulty: int = 1) -> Task:
+    """One task of ``family`` drawn from ``rng`` at ``difficulty`` (1..3)."""
+    return check_family(family)(rng, check_difficulty(difficulty))
+
+
+__all__ = [
+    "DIFFICULTIES", "FAMILIES", "Generator", "check_difficulty", "check_family",
+    "family_description", "generate_task",
+]

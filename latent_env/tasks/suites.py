@@ -1,0 +1,195 @@
+"""Named task suites with fixed seeds and train/validation/test splits that never overlap.
+
+How splits stay disjoint: every split draws from its own random stream (a ``SeedSequence``
+keyed by the split and family names), and — the real guarantee — a context *belongs* to exactly
+one split, decided by a hash of its whitespace-normalised text (:func:`split_of`): 20% of the
+hash space is test, 20% validation, 60% train. A generated task whose context hashes into another
+split is discarded and the generator draws again. So a train set made with any size, seed,
+difficulty or family filter never contains a context of any test set, and a task file can be
+checked after the fact. The founding example is reserved for test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from latent_env.tasks.families import FAMILIES, check_difficulty, check_family
+from latent_env.tasks.jsonl import load_jsonl
+from latent_env.tasks.task import Task, TaskError
+
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+# Per-mille ranges of the context hash owned by each split.
+_SPLIT_RANGES: dict[str, tuple[int, int]] = {
+    "test": (0, 200), "validation": (200, 400), "train": (400, 1000),
+}
+
+FOUNDING_TASK = Task(
+    id="founding/test/average/0000",
+    context=("The names of the students are John, Mary, and Peter. John is 15 years old, "
+             "Mary is 16 years old, and Peter is 17 years old. Their average age is"),
+    continuation=" 16",
+    answer="16",
+    program=("from statistics import mean\n\npeter = 17\nmary = 16\njohn = 15\n"
+             "average_age = mean([peter, mary, john])\nprint(average_age)"),
+    family="average",
+    meta={"split": "test", "suite": "founding", "difficulty": 1, "template": "average/founding",
+          "source": "fine-tuned-latent-llms.md section 4.1 (typo 'John its' read as 'John is')"},
+)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named suite: tasks per family for each split, drawn with a fixed seed."""
+
+    name: str
+    description: str
+    sizes: dict[str, int] = field(default_factory=dict)  # tasks per family, by split
+    seed: int = 0
+    fixed: tuple[Task, ...] = ()  # hand-written suites list their (test) tasks instead
+
+
+SUITES: dict[str, Suite] = {
+    "founding": Suite("founding", "the founding document's students' average-age example "
+                      "(one test task)", {"train": 0, "validation": 0, "test": 1},
+                      fixed=(FOUNDING_TASK,)),
+    "synthetic-small": Suite("synthetic-small", "all synthetic families, 4 tasks per family "
+                             "and split (a prefix of 'synthetic')",
+                             {"train": 4, "validation": 4, "test": 4}, seed=2024),
+    "synthetic": Suite("synthetic", "all synthetic families, difficulties 1-3 in turn",
+                       {"train": 200, "validation": 20, "test": 25}, seed=2024),
+}
+
+
+def list_suites() -> list[str]:
+    """Names of the built-in suites (details in :data:`SUITES`)."""
+    return list(SUITES)
+
+
+def context_key(context: str) -> str:
+    """Content hash of a context, insensitive to whitespace differences."""
+    return hashlib.sha256(" ".join(context.split()).encode("utf-8")).hexdigest()
+
+
+def split_of(context: str) -> str:
+    """The split that owns ``context`` (``"train"``, ``"validation"`` or ``"test"``)."""
+    bucket = int(context_key(context)[:8], 16) % 1000
+    return next(s for s, (lo, hi) in _SPLIT_RANGES.items() if lo <= bucket < hi)
+
+
+_RESERVED_FOR_TEST = frozenset({context_key(FOUNDING_TASK.context)})
+
+
+def _stable_key(name: str) -> int:
+    # zlib.crc32 is stable across processes, unlike hash() on str.
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def _check_split(split: str, allow_all: bool = False) -> None:
+    choices = SPLITS + (("all",) if allow_all else ())
+    if split not in choices:
+        raise TaskError(f'unknown split "{split}" (choose from {", ".join(choices)})')
+
+
+def _family_tasks(
+    suite: str, family: str, split: str, n: int, seed: int, difficulty: int | None
+) -> list[Task]:
+    """``n`` tasks of one family owned by ``split``, all with distinct contexts."""
+    generate = check_family(family)
+    seq = np.random.SeedSequence(seed, spawn_key=(_stable_key(split), _stable_key(family)))
+    rng = np.random.default_rng(seq)
+    tasks: list[Task] = []
+    seen: set[str] = set()
+    budget = 100 * n + 1000  # expected draws are 1.7-5 per task; this is far beyond
+    for _ in range(budget):
+        if len(tasks) == n:
+            break
+        level = difficulty or len(tasks) % 3 + 1  # cycle 1, 2, 3 for an even mix
+        task = generate(rng, level)
+        key = context_key(task.context)
+        if key in seen or split_of(task.context) != split:
+            continue
+        if split != "test" and key in _RESERVED_FOR_TEST:
+            continue
+        seen.add(key)
+        meta = {**task.meta, "split": split, "suite": suite, "seed": seed}
+        tasks.append(replace(task, id=f"{suite}/{split}/{family}/{len(tasks):04d}", meta=meta))
+    if len(tasks) < n:
+        raise TaskError(f'family "{family}" produced only {len(tasks)} distinct {split} tasks '
+                        f"of the {n} asked for (difficulty {difficulty})")
+    return tasks
+
+
+def make_suite(
+    name: str = "synthetic",
+    split: str = "test",
+    n_per_family: int | None = None,
+    families: Sequence[str] | None = None,
+    difficulty: int | None = None,
+    seed: int | None = None,
+) -> list[Task]:
+    """The tasks of suite ``name`` for ``split`` (``"all"`` = train, validation, then test).
+
+    ``n_per_family``, ``families``, ``difficulty`` (1..3; default: cycle through all three) and
+    ``seed`` override the suite's defaults. Splits stay disjoint whatever the overrides.
+    Raises :class:`TaskError` for an unknown suite, split, family or difficulty.
+    """
+    suite = _get_suite(name)
+    _check_split(split, allow_all=True)
+    if split == "all":
+        return [t for s in SPLITS for t in make_suite(name, s, n_per_family, families,
+                                                      difficulty, seed)]
+    chosen = list(dict.fromkeys(families)) if families is not None else list(FAMILIES)
+    for family in chosen:
+        check_family(family)
+    if difficulty is not None:
+        check_difficulty(difficulty)
+    if n_per_family is not None and n_per_family < 0:
+        raise TaskError(f"n_per_family must be >= 0, got {n_per_family}")
+    if suite.fixed:
+        return [t for t in suite.fixed if t.meta.get("split") == split and t.family in chosen
+                and (difficulty is None or t.meta.get("difficulty") == difficulty)]
+    n = suite.sizes.get(split, 0) if n_per_family is None else n_per_family
+    seed = suite.seed if seed is None else seed
+    return [t for family in chosen
+            for t in _family_tasks(suite.name, family, split, n, seed, difficulty)]
+
+
+def _get_suite(name: str) -> Suite:
+    try:
+        return SUITES[name]
+    except KeyError:
+        raise TaskError(f'unknown suite "{name}" (known: {", ".join(SUITES)})') from None
+
+
+def load_tasks(spec: str | os.PathLike[str], split: str = "test") -> list[Task]:
+    """Tasks from a suite name, a ``.jsonl`` file, or a directory holding ``SPLIT.jsonl``.
+
+    A file is loaded whole (``split`` does not filter it); a directory written by
+    ``latent-env tasks make --split all --out DIR`` is read as ``DIR/<split>.jsonl``.
+    ``reasoning_gym:NAME`` builds tasks from a reasoning-gym dataset (optional dependency).
+    """
+    text = os.fspath(spec)
+    if text in SUITES:
+        return make_suite(text, split)
+    if text.startswith("reasoning_gym:"):
+        from latent_env.tasks.reasoning_gym import tasks_from_reasoning_gym
+
+        _check_split(split)
+        size = SUITES["synthetic"].sizes[split]
+        return tasks_from_reasoning_gym(text.partition(":")[2], size=size, split=split)
+    path = Path(text)
+    if path.is_dir():
+        _check_split(split)
+        return load_jsonl(path / f"{split}.jsonl")
+    if path.is_file():
+        return load_jsonl(path)
+    if text.endswith(".jsonl"):
+        raise TaskError(f"{text}: no such task file")
+    raise TaskError(f'"{text}" is neither a suite ({", ".join(SUITES)}) nor a task file')

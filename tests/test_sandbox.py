@@ -1,0 +1,189 @@
+"""Sandbox behaviour on adversarial and ordinary model code, through the real worker pool.
+
+One module-scoped pool (2 workers, 0.5 s timeout) serves every test here; after each payload a
+health-check snippet must still get the right answer.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from latent_env.sandbox import ExecResult, Limits, Sandbox
+
+try:
+    from .sandbox_corpus import ADVERSARIAL, Payload
+    from .sandbox_snippets import HEALTH_CHECK, LEGIT, Snippet
+except ImportError:  # tests/ not a package
+    from sandbox_corpus import ADVERSARIAL, Payload
+    from sandbox_snippets import HEALTH_CHECK, LEGIT, Snippet
+
+pytestmark = pytest.mark.timeout(60)
+
+TIMEOUT_S = 0.5
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(workers=2, limits=Limits(timeout_s=TIMEOUT_S)) as pool:
+        pool.start()
+        yield pool
+
+
+def assert_healthy(sandbox: Sandbox) -> None:
+    result = sandbox.run(HEALTH_CHECK.code)
+    assert (result.status, result.value) == ("ok", HEALTH_CHECK.value), result
+
+
+def test_corpus_is_large_and_varied():
+    categories = {payload.category for payload in ADVERSARIAL}
+    assert len(ADVERSARIAL) >= 60
+    assert len(categories) >= 15
+    assert len({payload.id for payload in ADVERSARIAL}) == len(ADVERSARIAL)
+    assert len(LEGIT) >= 20
+
+
+@pytest.mark.parametrize("payload", ADVERSARIAL, ids=lambda p: p.id)
+def test_adversarial_payload_is_contained(sandbox: Sandbox, payload: Payload):
+    result = sandbox.run(payload.code)
+    assert result.status == payload.status, result
+    assert result.error is not None and payload.error_contains in result.error, result
+    assert "\n" not in result.error and "Traceback" not in result.error
+    assert result.value is None
+    assert_healthy(sandbox)
+
+
+@pytest.mark.parametrize("snippet", LEGIT, ids=lambda s: s.name)
+def test_ordinary_code_gives_the_right_answer(sandbox: Sandbox, snippet: Snippet):
+    result = sandbox.run(snippet.code)
+    assert result.status == "ok", result
+    assert result.error is None
+    assert result.stdout == snippet.stdout
+    assert result.value == snippet.value
+
+
+# --- no state survives a run -----------------------------------------------------------------
+
+POISON_THEN_CHECK = [
+    ("import math\nmath.sqrt = lambda x: 0", "import math\nmath.sqrt(16)", "4.0"),
+    ("import decimal\ndecimal.getcontext().prec = 2",
+     "from decimal import Decimal\nDecimal(1) / Decimal(3)",
+     "Decimal('0.3333333333333333333333333333')"),
+    ("len = lambda x: 0", "len([1, 2])", "2"),
+    ("import random\nrandom.seed(12345)\nrandom.random()", "import random\nrandom.random()",
+     repr(random.Random(0).random())),
+    ("import numpy as np\nnp.random.seed(7)", "import numpy as np\nfloat(np.random.rand())",
+     None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("poison,check,expected", POISON_THEN_CHECK)
+def test_nothing_leaks_into_the_next_run(sandbox: Sandbox, poison, check, expected):
+    baseline = sandbox.run(check, seed=0)
+    # Both workers get poisoned, whichever the check lands on afterwards.
+    sandbox.run_many([poison, poison])
+    for _ in range(2):
+        result = sandbox.run(check, seed=0)
+        assert result.status == "ok", result
+        assert result.value == (expected or baseline.value)
+
+
+def test_cyclic_garbage_is_finalised_within_its_own_run(sandbox: Sandbox):
+    # Otherwise the generator's finally would run during some later run, against its state.
+    code = (
+        "def g():\n    try:\n        yield 1\n    finally:\n        print('finalised')\n"
+        "x = g()\nnext(x)\ncycle = [x]\ncycle.append(cycle)"
+    )
+    result = sandbox.run(code)
+    assert (result.status, result.stdout) == ("ok", "finalised\n")
+
+
+def test_names_do_not_survive_between_runs(sandbox: Sandbox):
+    sandbox.run_many(["secret = 41", "secret = 41"])
+    result = sandbox.run("secret + 1")
+    assert result.status == "error" and "NameError" in result.error
+
+
+def test_random_is_seeded_per_run(sandbox: Sandbox):
+    code = "import random\nimport numpy as np\n[random.random(), float(np.random.rand())]"
+    first, second = sandbox.run(code, seed=5), sandbox.run(code, seed=5)
+    other = sandbox.run(code, seed=6)
+    assert first.value == second.value != other.value
+    assert first.value.startswith(f"[{random.Random(5).random()!r}, ")
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+def test_value_prefers_last_expression_then_result(sandbox: Sandbox):
+    assert sandbox.run("result = 3\nresult * 2").value == "6"
+    assert sandbox.run("result = 3\nprint('x')").value == "3"
+    assert sandbox.run("x = 1").value is None
+    assert sandbox.run("None").value is None
+
+
+def test_error_is_one_line_with_the_model_line_number(sandbox: Sandbox):
+    result = sandbox.run("x = 1\ny = [1, 2]\n\ny[5]")
+    assert result.status == "error"
+    assert result.error == "IndexError: list index out of range (line 4)"
+
+
+def test_missing_import_is_a_name_error(sandbox: Sandbox):
+    # The founding example called mean() without importing it; nothing is pre-bound.
+    result = sandbox.run("mean([1, 2, 3])")
+    assert result.status == "error"
+    assert result.error == "NameError: name 'mean' is not defined (line 1)"
+
+
+def test_output_before_an_error_is_kept(sandbox: Sandbox):
+    result = sandbox.run("print('step 1')\n1 / 0")
+    assert (result.status, result.stdout) == ("error", "step 1\n")
+    assert result.error.startswith("ZeroDivisionError")
+
+
+def test_output_limit_keeps_the_first_characters(sandbox: Sandbox):
+    cap = sandbox.limits.max_output_chars
+    result = sandbox.run("for i in range(10000):\n    print('abcdefghij')")
+    assert result.status == "output_limit"
+    assert len(result.stdout) == cap and result.stdout.startswith("abcdefghij\n")
+
+
+def test_long_values_are_truncated(sandbox: Sandbox):
+    result = sandbox.run("list(range(100000))")
+    assert result.status == "ok"
+    assert len(result.value) == sandbox.limits.max_value_chars
+    assert result.value.endswith("...")
+
+
+def test_compile_error_reports_syntax(sandbox: Sandbox):
+    result = sandbox.run("def f(:\n    pass")
+    assert result.status == "compile_error"
+    assert result.error.startswith("SyntaxError") and "(line 1)" in result.error
+
+
+def test_oversized_source_is_refused_without_a_worker(sandbox: Sandbox):
+    result = sandbox.run("x = 1\n" * (sandbox.limits.max_code_chars // 6 + 1))
+    assert result.status == "compile_error" and "SourceTooLong" in result.error
+    assert result.worker_pid is None
+
+
+def test_unencodable_source_is_refused(sandbox: Sandbox):
+    result = sandbox.run("x = '\ud800'")
+    assert result.status == "compile_error"
+
+
+def test_exec_result_is_frozen_and_serialisable(sandbox: Sandbox):
+    result = sandbox.run("print('hi')\n7")
+    assert isinstance(result, ExecResult) and result.ok
+    data = result.to_dict()
+    assert data["status"] == "ok" and data["stdout"] == "hi\n" and data["value"] == "7"
+    assert set(data) == {"status", "stdout", "value", "error", "duration_s", "worker_pid"}
+    assert 0 < result.duration_s < 1
+    with pytest.raises(AttributeError):
+        result.status = "error"  # type: ignore[misc]
+
+
+def test_non_ascii_output_round_trips(sandbox: Sandbox):
+    result = sandbox.run("print('naïve café ✓')\n'ünï'")
+    assert (result.stdout, result.value) == ("naïve café ✓\n", "'ünï'")

@@ -1,0 +1,302 @@
+"""Process layer and pool lifecycle.
+
+The OS-level tests use the test-only unrestricted worker mode: raw Python (no policy layer)
+runs inside a real worker, standing in for code that escaped the policy layer, and we check
+what the process layer still denies.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from latent_env.sandbox import (
+    Limits,
+    Sandbox,
+    SandboxError,
+    close_default_sandbox,
+    get_default_sandbox,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+IS_ROOT = os.geteuid() == 0
+
+
+@pytest.fixture(scope="module")
+def raw():
+    """A pool whose worker runs raw Python: only the process layer stands in the way."""
+    with Sandbox(
+        workers=1, limits=Limits(timeout_s=5), _unsafe_unrestricted_for_tests=True
+    ) as pool:
+        yield pool
+
+
+# The raw worker persists between tests, so fd 2 may already be closed.
+_FREE_FD2 = "try:\n    os.close(2)\nexcept OSError:\n    pass\n"
+
+
+def raw_value(sandbox: Sandbox, code: str) -> object:
+    result = sandbox.run(code)
+    assert result.status == "ok", result
+    return eval(result.value)  # a repr of ints/strings/tuples produced by the test's own code
+
+
+def seccomp_active(sandbox: Sandbox) -> bool:
+    return str(sandbox.isolation["seccomp"]).startswith("active")
+
+
+# --- what the OS layer denies to code that escaped the policy layer ---------------------------
+
+
+def test_no_new_files_or_fds(raw: Sandbox):
+    code = (
+        "import os\n"
+        "def attempt(fn):\n"
+        "    try:\n        fn()\n        return 0\n"
+        "    except OSError as e:\n        return e.errno\n"
+        "(attempt(lambda: open('/tmp/sandbox-probe', 'w')), attempt(lambda: os.dup(0)),\n"
+        " attempt(lambda: os.pipe()))"
+    )
+    assert raw_value(raw, code) == (errno.EMFILE,) * 3
+
+
+def test_file_writes_fail_even_with_a_freed_fd(raw: Sandbox):
+    # Closing stderr frees fd 2, so RLIMIT_NOFILE no longer blocks open(); then the uid
+    # (root-owned dirs) and RLIMIT_FSIZE=0 (world-writable /tmp) must stop the write.
+    probe = Path("/tmp") / f"sandbox-probe-{uuid.uuid4().hex}"
+    code = (
+        "import os\nresults = []\n"
+        + _FREE_FD2
+        + f"for path in ({str(Path(__file__).parent / 'sandbox-probe')!r}, {str(probe)!r}):\n"
+        "    try:\n"
+        "        with open(path, 'w') as f:\n            f.write('x' * 10)\n"
+        "        results.append('written')\n"
+        "    except OSError as e:\n        results.append(e.errno)\n"
+        "tuple(results)"
+    )
+    try:
+        outcome = raw_value(raw, code)
+    finally:
+        probe.unlink(missing_ok=True)  # open() may create it empty before the write fails
+    if IS_ROOT:
+        assert outcome == (errno.EACCES, errno.EFBIG)
+    else:
+        assert outcome[1] == errno.EFBIG
+
+
+def test_no_new_processes_or_threads(raw: Sandbox):
+    code = (
+        "import os, threading\n"
+        "try:\n    pid = os.fork()\n    if pid == 0:\n        os._exit(0)\n    fork = 'forked'\n"
+        "except OSError as e:\n    fork = e.errno\n"
+        "try:\n    threading.Thread(target=print).start()\n    thread = 'started'\n"
+        "except RuntimeError:\n    thread = 'refused'\n"
+        "(fork, thread, os.system('true') != 0)"
+    )
+    fork, thread, system_failed = raw_value(raw, code)
+    assert fork in (errno.EPERM, errno.EAGAIN)
+    assert thread == "refused" and system_failed
+
+
+def test_parent_cannot_be_signalled_or_traced(raw: Sandbox):
+    parent = os.getpid()
+    code = (
+        "import os, ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "def kill(pid):\n    try:\n        os.kill(pid, 0)\n        return 0\n"
+        "    except OSError as e:\n        return e.errno\n"
+        f"traced = libc.ptrace(16, {parent}, 0, 0), ctypes.get_errno()\n"
+        f"(kill({parent}), kill(1), traced)"
+    )
+    to_parent, to_init, traced = raw_value(raw, code)
+    if not (IS_ROOT or seccomp_active(raw)):
+        pytest.skip("neither a uid drop nor seccomp here: same-uid signals are allowed")
+    assert to_parent == errno.EPERM and to_init == errno.EPERM
+    assert traced == (-1, errno.EPERM)
+
+
+def test_privileges_are_gone_for_good(raw: Sandbox):
+    code = (
+        "import os, resource\n"
+        "try:\n    os.setuid(0)\n    regained = True\nexcept PermissionError:\n"
+        "    regained = False\n"
+        "try:\n    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))\n    raised = True\n"
+        "except (ValueError, OSError):\n    raised = False\n"
+        "(os.getuid(), os.getgid(), os.getgroups(), regained, raised)"
+    )
+    uid, gid, groups, regained, raised = raw_value(raw, code)
+    assert not regained and not raised
+    if IS_ROOT:
+        assert (uid, gid, groups) == (65534, 65534, [])
+
+
+def test_sockets_and_exec(raw: Sandbox):
+    code = (
+        "import os, ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        + _FREE_FD2
+        + "fd = libc.socket(2, 1, 0)\nsocket_errno = ctypes.get_errno()\n"
+        "try:\n    os.execv('/bin/true', ['true'])\nexcept OSError as e:\n    exec_errno = e.errno\n"
+        "(fd, socket_errno, exec_errno)"
+    )
+    if not seccomp_active(raw):
+        pytest.skip(
+            "no seccomp: after freeing an fd, sockets and exec are not blocked by rlimits "
+            "or the uid alone (documented limitation)"
+        )
+    assert raw_value(raw, code) == (-1, errno.EPERM, errno.EPERM)
+
+
+def test_isolation_report_matches_the_machine(raw: Sandbox):
+    report = raw.isolation
+    assert report["rlimits"]["RLIMIT_NPROC"] == [0, 0]
+    assert report["rlimits"]["RLIMIT_FSIZE"] == [0, 0]
+    assert report["rlimits"]["RLIMIT_NOFILE"] == [3, 3]
+    assert report["rlimits"]["RLIMIT_AS"][0] == raw.limits.memory_mb * 1024 * 1024
+    assert report["privileges_dropped"] is IS_ROOT
+    assert seccomp_active(raw) is report["host"]["libseccomp"]
+    assert report["host"]["bwrap"] is None or Path(report["host"]["bwrap"]).exists()
+    pid = raw.worker_pids()[0]
+    assert os.getpgid(pid) == pid and os.getsid(pid) == pid  # own session and group
+
+
+# --- protocol violations by a compromised worker ----------------------------------------------
+
+VIOLATIONS = {
+    "oversized-frame": ("os.write(1, struct.pack('>I', 2**31))", "exceeds"),
+    "malformed-json": ("os.write(1, struct.pack('>I', 5) + b'{bad}')", "malformed"),
+    "not-an-object": ("os.write(1, struct.pack('>I', 2) + b'[]')", "not a JSON object"),
+    "truncated": ("os.write(1, struct.pack('>I', 100) + b'{}')\nos._exit(0)", "inside a frame"),
+    "extra-key": ("send({'id': 0, 'status': 'ok', 'stdout': '', 'value': None, 'error': None,"
+                  " 'x': 1})", "keys"),
+    "claims-timeout": ("send({'id': 0, 'status': 'timeout', 'stdout': '', 'value': None,"
+                       " 'error': 'x'})", "different request"),
+    "exit": ("os._exit(3)", "exited with status 3"),
+    "killed": ("os.kill(os.getpid(), 9)", "SIGKILL"),
+}  # fmt: skip
+_SEND = (
+    "import os, struct, json\n"
+    "def send(message):\n"
+    "    body = json.dumps(message).encode()\n"
+    "    os.write(1, struct.pack('>I', len(body)) + body)\n"
+)
+
+
+@pytest.mark.parametrize("name", sorted(VIOLATIONS))
+def test_protocol_violations_kill_the_worker(raw: Sandbox, name: str):
+    code, reason = VIOLATIONS[name]
+    before = raw.worker_pids()
+    result = raw.run(_SEND + code + "\nimport time\ntime.sleep(1)")
+    assert result.status == "crashed", result
+    assert reason in result.error
+    follow_up = raw.run("40 + 2")
+    assert follow_up.value == "42" and follow_up.worker_pid not in before
+
+
+# --- pool lifecycle ---------------------------------------------------------------------------
+
+
+def test_timeout_kills_and_respawns():
+    with Sandbox(workers=1, limits=Limits(timeout_s=0.3)) as pool:
+        result = pool.run("import itertools\nsum(itertools.count())")
+        assert result.status == "timeout"
+        assert 0.3 <= result.duration_s < 2.0
+        with pytest.raises(ProcessLookupError):
+            os.kill(result.worker_pid, 0)  # killed and reaped
+        started = time.perf_counter()
+        follow_up = pool.run("1 + 1")
+        assert follow_up.value == "2" and follow_up.worker_pid != result.worker_pid
+        assert time.perf_counter() - started < 10  # one respawn, not a hang
+
+
+def test_timeout_on_one_worker_does_not_stall_the_other():
+    with Sandbox(workers=2, limits=Limits(timeout_s=0.3)) as pool:
+        pool.start()
+        assert pool.run("while True:\n    pass").status == "timeout"
+        started = time.perf_counter()
+        assert pool.run("1 + 1").value == "2"
+        assert time.perf_counter() - started < 1.0  # served by the warm worker
+
+
+def test_memory_error_replaces_the_worker():
+    with Sandbox(workers=1) as pool:
+        first = pool.run("'x' * 10**10")
+        assert first.status == "memory_error"
+        second = pool.run("1")
+        assert second.ok and second.worker_pid != first.worker_pid
+
+
+def test_workers_are_recycled_after_n_runs():
+    with Sandbox(workers=1, limits=Limits(runs_per_worker=3)) as pool:
+        pids = [pool.run("1").worker_pid for _ in range(7)]
+    assert pids[0] == pids[1] == pids[2]
+    assert pids[3] == pids[4] == pids[5]
+    assert len({pids[0], pids[3], pids[6]}) == 3
+
+
+def test_run_many_from_several_threads():
+    codes = [f"sum(range({n} * 100000))" for n in range(1, 9)]
+    expected = [repr(sum(range(n * 100000))) for n in range(1, 9)]
+    outcomes: list[list[str | None]] = []
+    pids: set[int | None] = set()
+    lock = threading.Lock()
+
+    def caller() -> None:
+        results = pool.run_many(codes)
+        with lock:
+            outcomes.append([r.value for r in results])
+            pids.update(r.worker_pid for r in results)
+
+    with Sandbox(workers=2) as pool:
+        pool.start()
+        threads = [threading.Thread(target=caller) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert outcomes == [expected] * 3
+    assert len(pids) == 2
+
+
+def test_close_kills_workers_and_refuses_runs():
+    pool = Sandbox(workers=2)
+    pool.start()
+    pids = pool.worker_pids()
+    assert len(pids) == 2
+    pool.close()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    with pytest.raises(SandboxError):
+        pool.run("1")
+    pool.close()  # idempotent
+
+
+def test_unstartable_worker_raises():
+    with Sandbox(workers=1, limits=Limits(memory_mb=64)) as pool:
+        with pytest.raises(SandboxError, match="memory_mb=64"):
+            pool.run("1")
+
+
+def test_default_sandbox_is_shared_and_replaced_after_close():
+    first = get_default_sandbox()
+    assert get_default_sandbox() is first
+    assert first.run("6 * 7").value == "42"
+    close_default_sandbox()
+    assert first.closed
+    second = get_default_sandbox()
+    assert second is not first and not second.closed
+    close_default_sandbox()
+
+
+def test_describe_reports_configuration():
+    with Sandbox(workers=1, limits=Limits(timeout_s=1.5)) as pool:
+        info = pool.describe()
+    assert info["workers"] == 1 and info["limits"]["timeout_s"] == 1.5
+    assert info["unrestricted_test_mode"] is False
+    assert {"seccomp", "rlimits", "uid", "host"} <= set(info["isolation"])

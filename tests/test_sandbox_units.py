@@ -1,0 +1,296 @@
+"""Unit tests of the sandbox's parts: framing, reply validation, limits, the compiler policy,
+the facade tables and the guard functions. Nothing here executes model code: compilation is
+checked in-process, guards are called directly on trusted objects."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+import time
+import types
+
+import numpy as np
+import pytest
+
+from latent_env.sandbox import Limits
+from latent_env.sandbox.facades import (
+    Facade,
+    _numpy_facades,
+    _stdlib_facades,
+    facade_items,
+    make_import_hook,
+)
+from latent_env.sandbox.guards import (
+    _ALLOWED_DUNDERS,
+    OutputBuffer,
+    OutputLimitExceeded,
+    guarded_getattr,
+    guarded_pow,
+    guarded_write,
+    safe_format,
+)
+from latent_env.sandbox.policy import ALLOWED_DUNDER_ATTRIBUTES, CompileCache, compile_program
+from latent_env.sandbox.protocol import (
+    FrameTimeout,
+    ProtocolError,
+    encode_frame,
+    read_frame,
+    validate_reply,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+# --- framing ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pipe():
+    read_fd, write_fd = os.pipe()
+    yield read_fd, write_fd
+    for fd in (read_fd, write_fd):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def test_frame_round_trip(pipe):
+    read_fd, write_fd = pipe
+    message = {"id": 3, "text": "naïve ✓", "items": [1, None]}
+    os.write(write_fd, encode_frame(message))
+    assert read_frame(read_fd, 1024, time.monotonic() + 1) == message
+
+
+def test_clean_end_of_stream_reads_as_none(pipe):
+    read_fd, write_fd = pipe
+    os.close(write_fd)
+    assert read_frame(read_fd, 1024, time.monotonic() + 1) is None
+
+
+@pytest.mark.parametrize(
+    "raw,reason",
+    [
+        (struct.pack(">I", 10_000), "exceeds"),
+        (struct.pack(">I", 5) + b"{bad}", "malformed"),
+        (struct.pack(">I", 2) + b"\xff\xfe", "malformed"),
+        (struct.pack(">I", 3) + b"[1]", "not a JSON object"),
+        (struct.pack(">I", 50) + b"{}", "inside a frame"),
+        (b"\x00\x00", "inside a frame"),
+    ],
+)
+def test_bad_frames_are_rejected(pipe, raw, reason):
+    read_fd, write_fd = pipe
+    os.write(write_fd, raw)
+    os.close(write_fd)
+    with pytest.raises(ProtocolError, match=reason):
+        read_frame(read_fd, 1024, time.monotonic() + 1)
+
+
+def test_deeply_nested_json_is_rejected_not_crashing(pipe):
+    read_fd, write_fd = pipe
+    body = b"[" * 100_000 + b"]" * 100_000
+    os.set_blocking(read_fd, False)
+    os.write(write_fd, struct.pack(">I", len(body)))
+    writer = threading.Thread(target=os.write, args=(write_fd, body))
+    writer.start()
+    with pytest.raises(ProtocolError):
+        read_frame(read_fd, 1 << 20, time.monotonic() + 5)
+    writer.join()
+
+
+def test_read_deadline(pipe):
+    read_fd, write_fd = pipe
+    os.write(write_fd, struct.pack(">I", 10) + b"{")  # incomplete, writer stays open
+    started = time.monotonic()
+    with pytest.raises(FrameTimeout):
+        read_frame(read_fd, 1024, started + 0.2)
+    assert 0.15 < time.monotonic() - started < 2
+
+
+# --- reply validation -------------------------------------------------------------------------
+
+GOOD = {"id": 7, "status": "ok", "stdout": "hi\n", "value": "1", "error": None}
+
+
+def validate(message, **caps):
+    limits = {"max_output_chars": 10, "max_value_chars": 10, "max_error_chars": 10, **caps}
+    return validate_reply(message, request_id=7, **limits)
+
+
+def test_valid_reply_passes():
+    assert validate(dict(GOOD)) == GOOD
+    error_reply = {**GOOD, "status": "error", "value": None, "error": "E: x"}
+    assert validate(error_reply)["status"] == "error"
+
+
+@pytest.mark.parametrize(
+    "change,reason",
+    [
+        ({"extra": 1}, "keys"),
+        ({"id": 8}, "different request"),
+        ({"id": True}, "different request"),
+        ({"status": "timeout", "error": "x"}, "invalid status"),
+        ({"status": "crashed", "error": "x"}, "invalid status"),
+        ({"status": "pwned"}, "invalid status"),
+        ({"stdout": "x" * 11}, "exceeds"),
+        ({"stdout": None}, "not a string"),
+        ({"value": 5}, "not a string"),
+        ({"error": "boom"}, "disagree"),
+        ({"status": "error"}, "disagree"),
+    ],
+)
+def test_invalid_replies_are_rejected(change, reason):
+    with pytest.raises(ProtocolError, match=reason):
+        validate({**GOOD, **change})
+
+
+def test_missing_key_is_rejected():
+    reply = dict(GOOD)
+    del reply["value"]
+    with pytest.raises(ProtocolError, match="keys"):
+        validate(reply)
+
+
+# --- limits -----------------------------------------------------------------------------------
+
+
+def test_limits_defaults_and_validation():
+    limits = Limits()
+    assert limits.timeout_s == 2.0 and limits.memory_mb == 512
+    assert limits.max_reply_bytes > limits.max_output_chars
+    assert json.loads(json.dumps(limits.to_dict()))["runs_per_worker"] == 200
+    for bad in ({"timeout_s": 0}, {"memory_mb": -1}, {"unprivileged_id": 0}):
+        with pytest.raises(ValueError):
+            Limits(**bad)
+
+
+# --- compiler policy (compile only) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["x[k] += 1", "self.n += 1", "a[1:2, ::3] *= 2", "x: int = 1", "self.x: int = 1",
+     "super().__init__()", "f.__name__", "2 ** 8", "if __name__ == '__main__':\n    pass",
+     "class A:\n    def __repr__(self):\n        return 'A'"],
+)  # fmt: skip
+def test_everyday_syntax_compiles(source):
+    program = compile_program(source)
+    assert program.error is None and program.code is not None
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["$last_value = 1", "_x = 1", "x.__class__", "x.__class__ += 1", "__name__ = 'x'",
+     "class A:\n    def __getattribute__(self, name):\n        pass", "exec('1')"],
+)  # fmt: skip
+def test_forbidden_syntax_is_refused(source):
+    program = compile_program(source)
+    assert program.code is None and program.error
+
+
+def test_allowed_dunder_lists_agree():
+    assert ALLOWED_DUNDER_ATTRIBUTES == _ALLOWED_DUNDERS
+
+
+def test_compile_cache_is_bounded_and_reuses():
+    cache = CompileCache(2)
+    first = cache.get("1 + 1")
+    assert cache.get("1 + 1") is first
+    cache.get("2")
+    cache.get("3")
+    assert len(cache) == 2
+    assert cache.get("1 + 1") is not first  # evicted, compiled again
+
+
+# --- facades ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def facades():
+    # The builders without build_facades()'s freezing of shared numpy arrays, which would
+    # change numpy classes in this test process.
+    return {**_stdlib_facades(), **_numpy_facades()}
+
+
+def test_facades_expose_no_modules_or_shared_containers(facades):
+    for name, facade in facades.items():
+        for attr, value in facade_items(facade):
+            assert not isinstance(value, types.ModuleType), (name, attr)
+            assert not isinstance(value, dict | list | set | bytearray | np.ndarray), (name, attr)
+            assert not attr.startswith("_"), (name, attr)
+
+
+def test_facades_are_read_only_and_nameless(facades):
+    math_facade = facades["math"]
+    assert math_facade.sqrt(9) == 3
+    with pytest.raises(AttributeError):
+        math_facade.sqrt = None
+    with pytest.raises(AttributeError):
+        del math_facade.pi
+    assert not hasattr(math_facade, "__name__")  # blocks the sys.modules import fallback
+    assert not hasattr(facades["statistics"], "sys")
+
+
+def test_numpy_facade_omits_dangerous_names(facades):
+    numpy_names = {attr for attr, _ in facade_items(facades["numpy"])}
+    for name in ("load", "save", "fromfile", "frombuffer", "memmap", "ctypeslib", "lib",
+                 "testing", "seterr", "set_printoptions", "recarray", "test", "bmat"):  # fmt: skip
+        assert name not in numpy_names
+    assert {"array", "polyfit", "linalg", "random", "ndarray", "r_"} <= numpy_names
+
+
+def test_import_hook(facades):
+    hook = make_import_hook(facades)
+    assert isinstance(hook("numpy", None, None, None, 0), Facade)
+    assert hook("numpy.linalg", None, None, ("inv",), 0) is facades["numpy.linalg"]
+    assert hook("numpy.linalg", None, None, None, 0) is facades["numpy"]
+    for name, level in (("os", 0), ("math", 1)):
+        with pytest.raises(ImportError):
+            hook(name, None, None, None, level)
+
+
+# --- guards -----------------------------------------------------------------------------------
+
+
+def test_guarded_getattr():
+    assert guarded_getattr([1], "count")(1) == 1
+    assert guarded_getattr(object(), "missing", 5) == 5
+    for obj, name in ((1, "__class__"), (1, "mro"), (np.zeros(1), "ctypes"),
+                      (np.zeros(1), "tofile"), (ValueError(), "obj"), ((x for x in []), "gi_frame"),
+                      (types, "ModuleType")):  # fmt: skip
+        with pytest.raises(AttributeError):
+            guarded_getattr(obj, name, None)  # a default does not silence a refusal
+
+
+def test_safe_format():
+    assert safe_format("{0:>4}|{x[1]}|{y.real}", 7, x=[0, 1], y=2.5) == "   7|1|2.5"
+    with pytest.raises(AttributeError):
+        safe_format("{0.__class__}", 1)
+    assert guarded_getattr("{}-{}", "format")(1, 2) == "1-2"
+
+
+def test_guarded_pow():
+    assert guarded_pow(2, 10) == 1024 and guarded_pow(2, 10, 1000) == 24
+    assert guarded_pow(2.0, 0.5) == 2.0**0.5
+    with pytest.raises(OverflowError):
+        guarded_pow(3, 10**9)
+
+
+def test_write_guard():
+    assert guarded_write({}) is not None
+    for shared in (1, "s", types, np.add):
+        with pytest.raises(TypeError):
+            guarded_write(shared)
+
+
+def test_output_buffer_caps():
+    buffer = OutputBuffer(5)
+    buffer.write("abc")
+    with pytest.raises(OutputLimitExceeded):
+        buffer.write("defg")
+    assert buffer.getvalue() == "abcde" and buffer.exceeded
+    with pytest.raises(OutputLimitExceeded):
+        buffer.write("")

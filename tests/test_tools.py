@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from latent_env.tools import Tool, ToolOutput, ToolRegistryError, available_tools, load_tools
+from latent_env.tools.calc import CalcTool
+from latent_env.tools.predict import PredictTool
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("(15 + 16 + 17) / 3", "16"),
+        ("0.1 + 0.2", "0.3"),
+        ("2 ** 10", "1024"),
+        ("x = 12\nx * 3", "36"),
+        ("mean(15, 16, 17); max(3, 9)", "16\n9"),
+        ("sqrt(16) + factorial(5)", "124"),
+        ("7 // 2; 7 % 2", "3\n1"),
+    ],
+)
+def test_calc_evaluates(text, expected):
+    out = CalcTool().run(text)
+    assert out.status == "ok" and out.output == expected
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("1/0", "ZeroDivisionError"),
+        ("__import__('os')", "unknown function"),
+        ("(1).__class__", "unsupported syntax"),
+        ("2 ** 10 ** 9", "exponent larger"),
+        ("factorial(10**8)", "factorial needs"),
+        ("open('x')", "unknown function"),
+        ("[1, 2]", "lists are not"),
+        ("", "empty calc block"),
+        ("y + 1", "unknown name 'y'"),
+        ("1 +", "SyntaxError"),
+    ],
+)
+def test_calc_refuses_without_executing(text, message):
+    out = CalcTool().safe_run(text)
+    assert out.status == "error" and message in out.output
+
+
+def test_predict_linear_trend_with_interval():
+    text = "2019: 100\n2020: 110\n2021: 121\n2022: 129\nat: 2023"
+    out = PredictTool().run(text)
+    assert out.status == "ok"
+    assert "prediction at 2023: 139" in out.output and "95% interval" in out.output
+
+
+def test_predict_other_models():
+    assert "mean of 3 values: 16" in PredictTool().run("values: 15, 16, 17\nmodel: mean").output
+    assert "median" in PredictTool().run("values: 1, 2, 100\nmodel: median").output
+    growth = PredictTool().run("values: 2, 4, 8, 16\nmodel: growth").output
+    assert "×2 per step" in growth and "prediction at 5: 32" in growth
+
+
+@pytest.mark.parametrize("text", ["values: 1", "hello", "values: 1,2\nmodel: neural"])
+def test_predict_bad_input_is_an_error_output(text):
+    out = PredictTool().run(text)
+    assert out.status == "error" and out.output.startswith("Error:")
+
+
+def test_builtins_register_through_the_entry_point_group():
+    installed = available_tools()
+    assert {"python", "calc", "predict"} <= set(installed)
+    assert installed["calc"].value == "latent_env.tools.calc:CalcTool"
+
+
+def test_third_party_plugin_is_installed_and_picked_up():
+    """tests/plugins/example_tool_plugin is a separate distribution installed by `make`."""
+    tools = load_tools(["wordcount"])
+    assert tools["wordcount"].run("three little words").output == "3"
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "show", "latent-env-example-tool-plugin"],
+        capture_output=True, text=True,
+    )
+    assert listed.returncode == 0
+
+
+def test_unknown_tool_name_is_a_clear_error():
+    with pytest.raises(ToolRegistryError, match="no tool named 'nope' is installed"):
+        load_tools(["nope"])
+
+
+def test_a_tool_bug_becomes_an_error_output():
+    class Broken(Tool):
+        tag = "broken"
+
+        def run(self, text: str) -> ToolOutput:
+            raise RuntimeError("boom")
+
+    out = Broken().run_batch(["x"])[0]
+    assert out.status == "error" and out.error == "RuntimeError: boom"
