@@ -6,6 +6,7 @@ the sandbox pool at once (``Tool.run_batch``) and all episodes that end on a ste
 batched ``LogLikScorer.gain`` call. Used by ``gymnasium.make_vec(..., vectorization_mode=
 "vector_entry_point")`` and directly.
 
+``reset(options={"tasks": [...]})`` pins one task per sub-env (benchmarks walk a suite this way).
 Autoreset follows Gymnasium's default ``NEXT_STEP`` mode: the step after a sub-env ends resets it
 (its action is ignored, reward 0) and returns the new episode's first observation.
 """
@@ -58,9 +59,10 @@ class LatentVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict | None = None):
         seeds = _seeds(seed, self.num_envs)
+        per_env = _per_env_options(options, self.num_envs)
         observations, infos = [], {}
         for i, (env, s) in enumerate(zip(self.envs, seeds)):
-            obs, info = env.reset(seed=s, options=options)
+            obs, info = env.reset(seed=s, options=per_env[i])
             observations.append(obs)
             infos = self._add_info(infos, info, i)
         self._needs_reset[:] = False
@@ -105,6 +107,17 @@ class LatentVectorEnv(VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         self.envs[0].close()
+
+
+def _per_env_options(options: dict | None, n: int) -> list[dict | None]:
+    """``options={"tasks": [t0, t1, …]}`` pins one task per sub-env; other options are shared."""
+    if not options or "tasks" not in options:
+        return [options] * n
+    tasks = list(options["tasks"])
+    if len(tasks) != n:
+        raise ValueError(f"options['tasks'] needs {n} tasks (one per sub-env), got {len(tasks)}")
+    shared = {k: v for k, v in options.items() if k != "tasks"}
+    return [{**shared, "task": task} for task in tasks]
 
 
 def _seeds(seed: int | Sequence[int | None] | None, n: int) -> list[int | None]:

@@ -75,3 +75,11 @@ def test_gymnasium_async_vectorisation_still_works():
         assert terminated.all() and rewards[1] == 0.0 and np.isfinite(rewards).all()
     finally:
         vec.close()
+
+
+def test_reset_can_pin_one_task_per_sub_env(tiny_scorer):
+    vec = LatentVectorEnv(2, tasks=TASKS, scorer=tiny_scorer, tools=["calc"])
+    _, infos = vec.reset(options={"tasks": [TASKS[2], TASKS[0]]})
+    assert list(infos["task_id"]) == ["eggs", "founding"]
+    with pytest.raises(ValueError, match="needs 2 tasks"):
+        vec.reset(options={"tasks": [TASKS[0]]})
