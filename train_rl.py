@@ -1,1 +1,99 @@
-print("placeholder")
+"""Train a policy to write latent data: supervised stages, then RL on the environment's reward.
+
+    python train_rl.py                      # the default CPU pipeline (SmolLM2-135M, ~30 min)
+    python train_rl.py --preset smoke       # every stage on a tiny model, under two minutes
+    python train_rl.py --algo rloo --stages sft,rl --run_dir runs/rloo
+    python train_rl.py --resume --run_dir runs/latest     # continue a killed run
+    accelerate launch --cpu --num_processes 2 train_rl.py --preset smoke
+
+Presets live in latent_env/trl/presets/*.yaml; any flag overrides them, and every option of the
+chosen TRL trainer (GRPOConfig, RLOOConfig, PPOConfig) is accepted too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+EXIT_USAGE = 2
+
+
+def flag_value(argv: Sequence[str], name: str, default: str) -> str:
+    """The value of ``--name X`` or ``--name=X`` in argv (last one wins), before full parsing."""
+    value = default
+    for i, arg in enumerate(argv):
+        if arg == f"--{name}" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(f"--{name}="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def preset_config_file(preset: str, algo: str) -> str:
+    """Flatten a preset's ``common`` and ``<algo>`` sections into a TrlParser config file."""
+    import yaml
+
+    from latent_env.trl.config import PRESET_DIR, available_presets
+
+    path = PRESET_DIR / f"{preset}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown preset '{preset}'; choose one of {', '.join(available_presets())}")
+    sections = yaml.safe_load(path.read_text()) or {}
+    merged = {**sections.get("common", {}), **sections.get(algo, {}), "preset": preset}
+    handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    with handle:
+        yaml.safe_dump(merged, handle)
+    return handle.name
+
+
+def parse(argv: Sequence[str]):
+    from trl import TrlParser
+
+    from latent_env.trl.algos import config_class
+    from latent_env.trl.config import (
+        EvalArguments,
+        LatentArguments,
+        PipelineArguments,
+        SFTArguments,
+        available_presets,
+    )
+
+    algo = flag_value(argv, "algo", "grpo")
+    preset = flag_value(argv, "preset", "default")
+    parser = TrlParser(
+        (PipelineArguments, SFTArguments, LatentArguments, EvalArguments, config_class(algo)),
+        description=__doc__.split("\n\n")[0],
+        epilog=f"presets: {', '.join(available_presets())} (latent_env/trl/presets/)",
+    )
+    if any(a in ("-h", "--help") for a in argv):
+        parser.print_help()
+        sys.exit(0)
+    config = preset_config_file(preset, algo)
+    try:
+        return parser.parse_args_and_config(["--config", config, *argv])
+    finally:
+        os.unlink(config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        pipeline, sft, latent, evaluation, trl_config = parse(argv)
+        from latent_env.trl.pipeline import build_context, run_pipeline
+
+        ctx = build_context(pipeline, sft, latent, evaluation, trl_config)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"train_rl.py: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    metrics = run_pipeline(ctx)
+    print(f"run directory: {ctx.run_dir}  (metrics.json, config.json, eval/)")
+    return 0 if metrics else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,8 @@ Grammar (everything else is plain text: kept in the trace, never executed)::
     <thinking>       one continuous latent token (consecutive ones count separately)
     <done/>          the policy is finished (multi-turn episodes end here)
 
-Blocks do not nest: inside a block everything up to its own closing tag is the block's text.
+Blocks do not nest: inside a block everything up to its own closing tag is the block's text,
+except ``<thinking>`` tokens, which are counted as latent tokens and removed from the block.
 An unclosed block, or a ``<name>…</name>`` block whose name is no registered tool, becomes an
 ``error`` segment that the environment reports as a tool error. Parsing never raises.
 """
@@ -105,7 +106,11 @@ def _parse_block(action, match, name, tool_tags, segments, errors) -> int:
     if name == REASON_TAG:
         segments.append(Segment("reason", body, name, match.start(), end + len(close)))
     elif name in tool_tags:
-        segments.append(Segment("tool", body, name, match.start(), end + len(close)))
+        # A latent-thought policy may think mid-block; the thoughts are not part of the code.
+        for _ in range(body.count(THINKING_TOKEN)):
+            segments.append(Segment("thinking", THINKING_TOKEN, "", match.start(), match.start()))
+        segments.append(Segment("tool", body.replace(THINKING_TOKEN, ""), name, match.start(),
+                                end + len(close)))
     elif name == "output":
         # Outputs come from tools only; a policy writing its own would forge evidence.
         errors.append("<output> blocks are written by the environment; the policy's was ignored")

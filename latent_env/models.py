@@ -183,6 +183,31 @@ def load_model(spec: str = "default", dtype: Any = None, threads: int | None = N
     return model, tokenizer
 
 
+def checkpoint_path(spec: str) -> str:
+    """A directory or hub id that ``from_pretrained`` can load for ``spec``.
+
+    ``default`` is the converted checkpoint; ``tiny-random`` is saved once into the cache so
+    code that needs a path (TRL's PPO builds its value model from one) can use it too.
+    """
+    if spec != "tiny-random":
+        return _resolve_path(spec)
+    target = cache_dir() / "tiny-random"
+    if not (target / "config.json").is_file():
+        model, tokenizer = _tiny_random(None)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tiny-random.tmp-", dir=target.parent))
+        try:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            tmp.rename(target)
+        except OSError:
+            if not (target / "config.json").is_file():
+                raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
+
+
 def _resolve_path(spec: str) -> str:
     if spec == "default":
         return str(default_checkpoint_dir())
@@ -198,7 +223,10 @@ def _resolve_path(spec: str) -> str:
 
 def _tiny_random(dtype: Any) -> tuple[Any, Any]:
     import torch
+
     from transformers import LlamaConfig, LlamaForCausalLM
+
+    dtype = dtype or torch.float32
 
     tokenizer = load_tokenizer("tiny-random")
     shape = TinyRandomConfig()

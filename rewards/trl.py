@@ -1,17 +1,23 @@
 """Reward callables with TRL's signature: ``fn(prompts, completions, **columns) -> list[float]``.
 
 TRL's GRPO/RLOO trainers pass the dataset's extra columns as keyword arguments; the dataset built
-by ``train_rl.py`` carries ``task`` (the task as a dict). Each completion is run through the
+by ``train_rl.py`` carries ``task`` (the task as JSON or a dict). Each completion is run through the
 environment exactly as a single-turn episode would be: tool blocks execute in the sandbox, the
 latent is scored, and the rubric's term is returned. Completions of one batch are scored together.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from latent_env.episode import Episode, run_turns, sanitize_text, score_episodes
+
+
+def _decode(task: Any) -> Any:
+    """Dataset columns hold tasks as JSON strings (Arrow needs one schema); dicts work too."""
+    return json.loads(task) if isinstance(task, str) else task
 
 
 def completion_text(completion: Any) -> str:
@@ -43,7 +49,7 @@ class EnvReward:
         tasks = columns.get("task")
         if tasks is None:
             raise KeyError("the dataset needs a 'task' column (the task as a dict)")
-        episodes = [Episode(task=as_task(t), prompt="") for t in tasks]
+        episodes = [Episode(task=as_task(_decode(t)), prompt="") for t in tasks]
         actions = [
             sanitize_text(completion_text(c), self.env.max_action_chars)[0] for c in completions
         ]

@@ -62,3 +62,9 @@ def test_parser_never_raises_and_offsets_are_ordered(action):
     ends = [(s.start, s.end) for s in parsed.segments]
     assert all(a <= b for a, b in ends)
     assert all(ends[i][1] <= ends[i + 1][0] for i in range(len(ends) - 1))
+
+
+def test_thinking_tokens_inside_a_block_are_latent_not_code():
+    parsed = parse_action("<python>x = 1<thinking>\nprint(x)</python>", TAGS)
+    assert parsed.n_thinking == 1
+    assert parsed.tool_segments[0].text == "x = 1\nprint(x)"

@@ -1,0 +1,1 @@
+"""Adapters between latent-env and TRL: configuration, stages, trainers, evaluation."""

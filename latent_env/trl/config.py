@@ -1,0 +1,127 @@
+"""Configuration of ``train_rl.py``: one dataclass per concern, parsed with TRL's ``TrlParser``.
+
+The RL algorithm's own TRL config (``GRPOConfig``, ``RLOOConfig`` or ``PPOConfig``) is parsed
+alongside, so every TRL option (``--learning_rate``, ``--num_generations``, ``--use_vllm``, …)
+passes straight through. Presets are YAML files in ``latent_env/trl/presets/`` that set defaults;
+command-line flags override them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PRESET_DIR = Path(__file__).parent / "presets"
+STAGES = ("sft", "latent", "fusion", "rl")
+ALGOS = ("grpo", "rloo", "ppo")
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+@dataclass
+class PipelineArguments:
+    """What to train, on what, and where the run lives."""
+
+    preset: str = field(default="default", metadata={
+        "help": "preset file in latent_env/trl/presets (default, smoke, gpu-small, gpu-7b); "
+                "flags given on the command line override it"})
+    model: str = field(default="default", metadata={
+        "help": "policy model to start from: default (SmolLM2-135M-Instruct), tiny-random, a "
+                "local path or a HF id"})
+    reward_model: str = field(default="", metadata={
+        "help": "model that scores continuations (the reward); empty = the same spec as --model, "
+                "loaded as a separate frozen copy"})
+    stages: str = field(default="sft,latent,fusion,rl", metadata={
+        "help": f"comma-separated stages to run, in order, from {', '.join(STAGES)}"})
+    algo: str = field(default="grpo", metadata={"help": "RL algorithm: grpo, rloo or ppo"})
+    tasks: str = field(default="synthetic", metadata={
+        "help": "task suite name or directory of train/validation/test .jsonl files"})
+    tools: str = field(default="python,calc,predict", metadata={
+        "help": "tools the policy may call (entry-point names)"})
+    reward: str = field(default="loglik_gain=1", metadata={
+        "help": "reward rubric as term=weight pairs (see rewards.rubric.TERMS); unmentioned "
+                "terms are logged with weight 0"})
+    run_dir: str = field(default="runs/latest", metadata={
+        "help": "run directory: resolved config, logs, per-stage checkpoints, metrics, report"})
+    resume: bool = field(default=False, metadata={
+        "help": "continue the run in --run_dir: finished stages are skipped, an interrupted "
+                "stage restarts from its last checkpoint"})
+    threads: int = field(default=0, metadata={"help": "torch threads (0: LATENT_ENV_THREADS "
+                                                       "or all cores)"})
+    train_per_family: int = field(default=40, metadata={
+        "help": "training tasks drawn per family from the suite's train split"})
+
+    def __post_init__(self) -> None:
+        stages = self.stage_list
+        unknown = [s for s in stages if s not in STAGES]
+        if unknown:
+            raise ValueError(f"--stages: unknown stage(s) {unknown}; choose from {list(STAGES)}")
+        if stages != [s for s in STAGES if s in stages]:
+            raise ValueError(f"--stages must keep the order {','.join(STAGES)}, got {self.stages}")
+        if self.algo not in ALGOS:
+            raise ValueError(f"--algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
+        if self.train_per_family < 1:
+            raise ValueError("--train_per_family must be at least 1")
+
+    @property
+    def stage_list(self) -> list[str]:
+        return [s.strip() for s in self.stages.split(",") if s.strip()]
+
+
+@dataclass
+class SFTArguments:
+    """Stage 1: explicit traces (gold programs, plus self-generated latents filtered by gain)."""
+
+    sft_epochs: float = field(default=1.0, metadata={"help": "epochs over the trace dataset"})
+    sft_learning_rate: float = field(default=1e-4, metadata={"help": "SFT learning rate"})
+    sft_batch_size: int = field(default=8, metadata={"help": "traces per optimiser step"})
+    sft_max_steps: int = field(default=-1, metadata={"help": "stop after this many steps "
+                                                               "(-1: run the epochs)"})
+    bootstrap_k: int = field(default=0, metadata={
+        "help": "STaR/Toolformer bootstrapping: latents sampled per task from the model after "
+                "gold-trace SFT (0 turns it off)"})
+    bootstrap_tasks: int = field(default=32, metadata={"help": "tasks to bootstrap on"})
+    bootstrap_min_gain: float = field(default=1.0, metadata={
+        "help": "keep a sampled latent when its likelihood gain is at least this (nats); "
+                "Toolformer's filter threshold is 1.0"})
+
+    def __post_init__(self) -> None:
+        if self.sft_epochs <= 0 and self.sft_max_steps <= 0:
+            raise ValueError("SFT needs --sft_epochs > 0 or --sft_max_steps > 0")
+        if self.bootstrap_k < 0:
+            raise ValueError("--bootstrap_k must be >= 0")
+
+
+@dataclass
+class LatentArguments:
+    """Stages 2-3 (LT-Tuning): dynamic <thinking> tokens, then context-prediction fusion."""
+
+    latent_steps: int = field(default=40, metadata={"help": "optimiser steps per latent stage"})
+    latent_learning_rate: float = field(default=5e-5, metadata={"help": "latent stage LR"})
+    latent_threshold: float = field(default=0.3, metadata={
+        "help": "insert <thinking> where p(gold next token) is below this (stage 2)"})
+    fusion_threshold: float = field(default=0.2, metadata={"help": "the same for stage 3"})
+    latent_alpha: float = field(default=0.5, metadata={"help": "α of stage 2 (mode hidden "
+                                                                "ignores it)"})
+    fusion_alpha: float = field(default=0.6, metadata={
+        "help": "α of stage 3: e = α·h + (1-α)·Σ P̂(w)E(w)"})
+    latent_max_insertions: int = field(default=10, metadata={
+        "help": "at most this many <thinking> tokens per trace"})
+
+    def __post_init__(self) -> None:
+        for name in ("latent_alpha", "fusion_alpha", "latent_threshold", "fusion_threshold"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"--{name} must be in [0, 1], got {value}")
+
+
+@dataclass
+class EvalArguments:
+    """The before/after table on the held-out test split."""
+
+    eval_per_family: int = field(default=5, metadata={
+        "help": "test tasks per family in the before/after table (0 skips evaluation)"})
+    eval_max_new_tokens: int = field(default=128, metadata={"help": "latent tokens to generate"})
+    eval_batch_size: int = field(default=16, metadata={"help": "policy batch size"})

@@ -1,0 +1,119 @@
+"""The training pipeline behind ``train_rl.py``: stages in order, each resumable and skippable.
+
+    sft     explicit traces: gold programs, then (optionally) self-generated latents kept when their
+            likelihood gain clears a threshold (STaR / Toolformer bootstrapping)
+    latent  LT-Tuning stage 2: dynamic <thinking> tokens at low-confidence positions
+    fusion  LT-Tuning stage 3: context-prediction fusion of those tokens' embeddings
+    rl      GRPO (default), RLOO or PPO on the environment's reward
+
+Every stage reads the model the previous stage wrote and writes ``RUN/<stage>/final``;
+``RUN/state.json`` records finished stages, so ``--resume`` skips them and restarts an interrupted
+stage from its last Trainer checkpoint. The run ends with a before/after table on the test split.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from latent_env.trl.checkpoints import RunState
+from latent_env.trl.config import EvalArguments, LatentArguments, PipelineArguments, SFTArguments
+
+
+@dataclass
+class RunContext:
+    """Everything the stages share: arguments, the run directory, the environment."""
+
+    pipeline: PipelineArguments
+    sft: SFTArguments
+    latent: LatentArguments
+    evaluation: EvalArguments
+    trl_config: Any
+    run_dir: Path
+    state: RunState
+    env: Any = None
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seed(self) -> int:
+        return int(getattr(self.trl_config, "seed", 0))
+
+
+def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: LatentArguments,
+                  evaluation: EvalArguments, trl_config: Any) -> RunContext:
+    run_dir = Path(pipeline.run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()) and not pipeline.resume:
+        raise ValueError(
+            f"run directory {run_dir} is not empty; pass --resume to continue it or choose "
+            "another --run_dir"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    report_to = list(getattr(trl_config, "report_to", None) or ["tensorboard"])
+    ctx = RunContext(pipeline, sft, latent, evaluation, trl_config, run_dir, RunState(run_dir),
+                     report_to=[r for r in report_to if r != "none"])
+    write_resolved_config(ctx)
+    return ctx
+
+
+def write_resolved_config(ctx: RunContext) -> None:
+    resolved = {
+        "pipeline": asdict(ctx.pipeline),
+        "sft": asdict(ctx.sft),
+        "latent": asdict(ctx.latent),
+        "eval": asdict(ctx.evaluation),
+        "trl": ctx.trl_config.to_dict() if hasattr(ctx.trl_config, "to_dict") else {},
+    }
+    (ctx.run_dir / "config.json").write_text(json.dumps(resolved, indent=2, default=str))
+
+
+def make_env(ctx: RunContext) -> Any:
+    """The environment that pays the reward: frozen reward model, the configured tools."""
+    from latent_env.env import LatentEnv
+    from latent_env.models import load_model
+    from latent_env.scoring import LogLikScorer
+
+    if ctx.env is None:
+        spec = ctx.pipeline.reward_model or ctx.pipeline.model
+        model, tokenizer = load_model(spec, threads=ctx.pipeline.threads or None)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        ctx.env = LatentEnv(
+            tasks=None,
+            scorer=LogLikScorer(model, tokenizer),
+            tools=[t for t in ctx.pipeline.tools.split(",") if t],
+            reward=ctx.pipeline.reward,
+        )
+    return ctx.env
+
+
+def run_pipeline(ctx: RunContext) -> dict[str, Any]:
+    from latent_env.trl import stages
+
+    model_path = ctx.pipeline.model
+    started = time.perf_counter()
+    for stage in ctx.pipeline.stage_list:
+        done = ctx.state.finished(stage)
+        if done:
+            print(f"[{stage}] finished earlier: {done['model']}")
+            model_path = done["model"]
+            ctx.metrics[stage] = done["metrics"]
+            continue
+        print(f"[{stage}] starting from {model_path}")
+        t0 = time.perf_counter()
+        final, metrics = stages.RUNNERS[stage](ctx, model_path)
+        metrics["seconds"] = round(time.perf_counter() - t0, 1)
+        ctx.state.mark(stage, final, metrics)
+        ctx.metrics[stage] = metrics
+        model_path = str(final)
+    ctx.metrics["train_seconds"] = round(time.perf_counter() - started, 1)
+    if ctx.evaluation.eval_per_family > 0:
+        from latent_env.trl.evaluate import before_after
+
+        ctx.metrics["eval"] = before_after(ctx, model_path)
+    ctx.metrics["total_seconds"] = round(time.perf_counter() - started, 1)
+    (ctx.run_dir / "metrics.json").write_text(json.dumps(ctx.metrics, indent=2, default=str))
+    return ctx.metrics

@@ -1,0 +1,90 @@
+"""The RL stage: TRL's GRPO, RLOO or PPO trainers, paid by the environment's reward.
+
+GRPO and RLOO take reward functions: :class:`rewards.trl.EnvReward` runs each completion through
+the environment (tool blocks execute in the sandbox, the latent is scored by the frozen reward
+model). A second, weight-0 function logs the answer accuracy from the same episodes without
+scoring them again. PPO needs a reward *model*; :mod:`latent_env.trl.ppo` wraps the environment in
+one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from latent_env.env import LatentEnv
+from latent_env.trl.checkpoints import last_checkpoint, save_final
+from rewards.trl import EnvReward
+
+
+class LoggedTerm:
+    """A weight-0 reward function that reports a term of the episodes ``source`` just scored."""
+
+    def __init__(self, source: EnvReward, term: str) -> None:
+        self.source, self.term = source, term
+        self.__name__ = term
+
+    def __call__(self, prompts: Any, completions: Any, **kwargs: Any) -> list[float]:
+        infos = self.source.last_infos
+        if len(infos) != len(completions):
+            raise RuntimeError("LoggedTerm must come after its EnvReward in reward_funcs")
+        return [float(info[f"reward/{self.term}"]) for info in infos]
+
+
+def reward_functions(env: LatentEnv) -> tuple[list[Any], list[float]]:
+    paid = EnvReward(env, term="total")
+    paid.__name__ = "env_reward"
+    logged = [LoggedTerm(paid, t) for t in ("loglik_gain", "answer_hit", "tool_error")]
+    return [paid, *logged], [1.0] + [0.0] * len(logged)
+
+
+def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records: list[dict],
+                  config: Any, out_dir: Path, resume: bool) -> tuple[Path, dict]:
+    """GRPO or RLOO on ``records`` (prompt + task JSON); returns the final model dir, metrics."""
+    from datasets import Dataset
+
+    funcs, weights = reward_functions(env)
+    config.reward_weights = weights
+    trainer_cls = _trainer_class(algo)
+    trainer = trainer_cls(
+        model=model,
+        reward_funcs=funcs,
+        args=config,
+        train_dataset=Dataset.from_list(records),
+        processing_class=tokenizer,
+    )
+    checkpoint = last_checkpoint(out_dir) if resume else None
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    final = save_final(trainer, tokenizer, out_dir)
+    return final, summarise_log(trainer.state.log_history)
+
+
+def summarise_log(history: list[dict]) -> dict[str, Any]:
+    """First and last logged values of the reward metrics, and the step count."""
+    keys = [k for k in ("reward", "rewards/env_reward/mean", "rewards/loglik_gain/mean",
+                        "rewards/answer_hit/mean", "rewards/tool_error/mean")
+            if any(k in h for h in history)]
+    rows = [h for h in history if any(k in h for k in keys)]
+    out: dict[str, Any] = {"logged_steps": len(rows)}
+    if rows:
+        out["first"] = {k: rows[0].get(k) for k in keys}
+        out["last"] = {k: rows[-1].get(k) for k in keys}
+    out["steps"] = max((h.get("step", 0) for h in history), default=0)
+    return out
+
+
+def _trainer_class(algo: str) -> Any:
+    if algo == "grpo":
+        from trl import GRPOTrainer
+
+        return GRPOTrainer
+    if algo == "rloo":
+        from trl import RLOOTrainer
+
+        return RLOOTrainer
+    raise ValueError(f"online RL algo must be grpo or rloo, got {algo!r}")
+
+
+def task_of(record: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(record["task"])

@@ -1,0 +1,67 @@
+"""Supervised stages with TRL's SFTTrainer: loss on the completion (the latent) only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from latent_env.trl.checkpoints import last_checkpoint, save_final
+
+
+def sft_config(out_dir: Path, *, epochs: float, max_steps: int, learning_rate: float,
+               batch_size: int, seed: int, report_to: list[str], max_length: int = 640) -> Any:
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(out_dir),
+        num_train_epochs=epochs,
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=5,
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=1,
+        logging_steps=5,
+        save_strategy="steps",
+        save_steps=20,
+        save_total_limit=1,
+        report_to=report_to,
+        seed=seed,
+        max_length=max_length,
+        completion_only_loss=True,
+        bf16=False,
+        use_cpu=_use_cpu(),
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+
+
+def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, config: Any,
+            resume: bool) -> tuple[Path, dict]:
+    """Train on ``records``; returns the final checkpoint dir and the trainer's last log."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(records),
+        processing_class=tokenizer,
+    )
+    checkpoint = last_checkpoint(out_dir) if resume else None
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    final = save_final(trainer, tokenizer, out_dir)
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    return final, {
+        "train_loss": result.training_loss,
+        "first_loss": history[0]["loss"] if history else None,
+        "last_loss": history[-1]["loss"] if history else None,
+        "steps": trainer.state.global_step,
+        "examples": len(records),
+    }
+
+
+def _use_cpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
