@@ -1,0 +1,16 @@
+"""Policies for latent-env: the baseline, random, oracle, HF models, OpenAI-compatible servers,
+and tree-of-thought search. Build one from a SPEC string with :func:`make_policy`::
+
+    from agents import make_policy
+
+    policy = make_policy("hf:default?temperature=0.7")
+    actions = policy.act_batch(observations)
+"""
+
+from agents.base import Policy, PolicyError, PolicySpecError, Sample, SamplingPolicy
+from agents.registry import POLICY_FAMILIES, make_policy, split_options
+
+__all__ = [
+    "POLICY_FAMILIES", "Policy", "PolicyError", "PolicySpecError", "Sample", "SamplingPolicy",
+    "make_policy", "split_options",
+]

@@ -223,7 +223,6 @@ def _resolve_path(spec: str) -> str:
 
 def _tiny_random(dtype: Any) -> tuple[Any, Any]:
     import torch
-
     from transformers import LlamaConfig, LlamaForCausalLM
 
     dtype = dtype or torch.float32

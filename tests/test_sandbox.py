@@ -113,6 +113,17 @@ def test_random_is_seeded_per_run(sandbox: Sandbox):
     assert first.value.startswith(f"[{random.Random(5).random()!r}, ")
 
 
+def test_dtype_is_checked_and_used_once(sandbox: Sandbox):
+    # A dtype-like object answering "i8" to the check and "O" to the build would forge
+    # object pointers; the facade converts once and builds with what it checked.
+    code = (
+        "import numpy as np\nclass D:\n    n = 0\n    @property\n    def dtype(self):\n"
+        "        D.n += 1\n        return np.dtype('i8' if D.n == 1 else 'O')\n"
+        "np.ndarray((1,), dtype=D(), buffer=np.array([4096])).dtype.kind"
+    )
+    assert sandbox.run(code).value == "'i'"
+
+
 # --- results ---------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from latent_env.sandbox import (
     close_default_sandbox,
     get_default_sandbox,
 )
+from latent_env.sandbox import default as default_module
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -141,7 +142,8 @@ def test_sockets_and_exec(raw: Sandbox):
         "import os, ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
         + _FREE_FD2
         + "fd = libc.socket(2, 1, 0)\nsocket_errno = ctypes.get_errno()\n"
-        "try:\n    os.execv('/bin/true', ['true'])\nexcept OSError as e:\n    exec_errno = e.errno\n"
+        "try:\n    os.execv('/bin/true', ['true'])\n"
+        "except OSError as e:\n    exec_errno = e.errno\n"
         "(fd, socket_errno, exec_errno)"
     )
     if not seccomp_active(raw):
@@ -223,6 +225,25 @@ def test_timeout_on_one_worker_does_not_stall_the_other():
         assert time.perf_counter() - started < 1.0  # served by the warm worker
 
 
+def test_workers_are_forked_from_one_zygote():
+    with Sandbox(workers=2) as pool:
+        pool.start()
+        results = pool.run_many(["hash('reward') & 0xFFFF"] * 6)
+        # Same hash seed in every worker of the pool: set order does not depend on the worker.
+        assert len({r.worker_pid for r in results}) == 2
+        assert len({r.value for r in results}) == 1
+
+
+def test_a_dead_zygote_is_restarted():
+    with Sandbox(workers=1) as pool:
+        zygote = pool._get_zygote()
+        os.kill(zygote._proc.pid, 9)
+        zygote._proc.wait()
+        result = pool.run("1 + 2")  # needs a worker, so a new zygote
+        assert result.value == "3"
+        assert pool._zygote is not zygote
+
+
 def test_memory_error_replaces_the_worker():
     with Sandbox(workers=1) as pool:
         first = pool.run("'x' * 10**10")
@@ -277,13 +298,32 @@ def test_close_kills_workers_and_refuses_runs():
     pool.close()  # idempotent
 
 
+def test_close_during_a_run_ends_it():
+    pool = Sandbox(workers=1, limits=Limits(timeout_s=30))
+    pool.start()
+    pid = pool.worker_pids()[0]
+    results = []
+    runner = threading.Thread(target=lambda: results.append(pool.run("while True:\n    pass")))
+    runner.start()
+    time.sleep(0.3)  # the run is under way
+    started = time.perf_counter()
+    pool.close()
+    runner.join(timeout=10)
+    assert time.perf_counter() - started < 10
+    assert [r.status for r in results] == ["crashed"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
 def test_unstartable_worker_raises():
     with Sandbox(workers=1, limits=Limits(memory_mb=64)) as pool:
         with pytest.raises(SandboxError, match="memory_mb=64"):
             pool.run("1")
 
 
-def test_default_sandbox_is_shared_and_replaced_after_close():
+def test_default_sandbox_is_shared_and_replaced_after_close(monkeypatch):
+    # Start from no shared pool, and leave any pool other tests share untouched.
+    monkeypatch.setattr(default_module, "_shared", None)
     first = get_default_sandbox()
     assert get_default_sandbox() is first
     assert first.run("6 * 7").value == "42"

@@ -10,6 +10,7 @@ import struct
 import threading
 import time
 import types
+from collections import UserDict, UserList, deque
 
 import numpy as np
 import pytest
@@ -221,6 +222,39 @@ def test_facades_expose_no_modules_or_shared_containers(facades):
             assert not isinstance(value, types.ModuleType), (name, attr)
             assert not isinstance(value, dict | list | set | bytearray | np.ndarray), (name, attr)
             assert not attr.startswith("_"), (name, attr)
+
+
+def test_shared_objects_hold_no_mutable_public_state(facades):
+    # Classes and instances behind facades are shared by every run of a worker; a public
+    # mutable container on one would carry data between runs. Numpy's polynomial classes keep
+    # default domain/window arrays, which build_facades() makes read-only.
+    mutable = (dict, list, set, bytearray, deque, UserDict, UserList, np.ndarray)
+    found = set()
+    for _, facade in facades.items():
+        for _, value in facade_items(facade):
+            namespace = vars(value) if hasattr(value, "__dict__") else {}
+            for key, item in namespace.items():
+                if not key.startswith("_") and isinstance(item, mutable):
+                    found.add((getattr(value, "__name__", "?"), key, type(item).__name__))
+    allowed_arrays = {
+        (cls, key, "ndarray")
+        for cls in ("Polynomial", "Chebyshev", "Legendre", "Hermite", "HermiteE", "Laguerre")
+        for key in ("domain", "window")
+    }
+    assert found <= allowed_arrays
+
+
+def test_only_vetted_ndarray_subclasses_are_exposed(facades):
+    # Real ndarray subclasses inherit a constructor that takes a raw buffer; np.ndarray itself
+    # is exposed as a guarded stand-in, and np.matrix's constructor always copies.
+    subclasses = {
+        value
+        for facade in facades.values()
+        for _, value in facade_items(facade)
+        if isinstance(value, type) and issubclass(value, np.ndarray) and value is not np.ndarray
+    }
+    assert subclasses == {np.matrix}
+    assert dict(facade_items(facades["numpy"]))["ndarray"] is not np.ndarray
 
 
 def test_facades_are_read_only_and_nameless(facades):

@@ -9,7 +9,6 @@ from latent_env.trl.data import gold_sft_records, rl_records, sft_records, split
 from latent_env.trl.pipeline import RunContext, make_env
 
 
-
 def train_tasks(ctx: RunContext, part: str) -> list[Any]:
     """SFT uses the first half of each family's train tasks, RL the second half.
 
