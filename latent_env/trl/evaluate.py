@@ -1,0 +1,100 @@
+"""The before/after table: base model, stage checkpoints, oracle and none on the test split.
+
+Runs through the same machinery as ``latent-env bench`` (vector env, one frozen reward model,
+batched scoring) and writes ``RUN/eval/results.json``, ``RUN/eval/table.md`` and the plots.
+Policies act greedily, with their own latent; the continuation is never shown to them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from latent_env.trl.data import split_tasks
+from latent_env.trl.pipeline import RunContext, make_env
+
+TABLE_HEADER = (
+    "| policy | mean gain (nats) [95% CI] | answer accuracy | no-latent accuracy | "
+    "tool error rate | episodes |"
+)
+
+
+def policies_to_compare(ctx: RunContext, final_model: str) -> dict[str, str]:
+    """``{label: policy spec}``: base model, each trained stage that ran, oracle and none."""
+    out = {"none (no latent)": "none", f"base ({ctx.pipeline.model})": f"hf:{ctx.pipeline.model}"}
+    stages = ctx.pipeline.stage_list
+    for stage in stages:
+        entry = ctx.state.finished(stage)
+        if entry and (stage != stages[-1]):
+            out[f"after {stage}"] = f"hf:{entry['model']}"
+    out[f"trained ({'+'.join(stages)})"] = f"hf:{final_model}"
+    out["oracle (gold program)"] = "oracle"
+    return out
+
+
+def before_after(ctx: RunContext, final_model: str) -> dict[str, Any]:
+    from agents.registry import make_policy
+    from latent_env.bench.runner import VectorEnvPool, run_policy
+    from latent_env.bench.stats import summarize_policy
+
+    env = make_env(ctx)
+    tasks = split_tasks(ctx.pipeline.tasks, "test", ctx.evaluation.eval_per_family)
+    pool = VectorEnvPool(env.scorer, env.tools)
+    summaries: dict[str, Any] = {}
+    records: list[dict[str, Any]] = []
+    for label, spec in policies_to_compare(ctx, final_model).items():
+        policy = make_policy(
+            spec, tools=env.tools, max_new_tokens=ctx.evaluation.eval_max_new_tokens,
+            batch_size=ctx.evaluation.eval_batch_size,
+        ) if spec.startswith("hf:") else make_policy(spec, tools=env.tools)
+        print(f"[eval] {label}: {len(tasks)} test tasks")
+        run = run_policy(policy, tasks, pool, jobs=ctx.evaluation.eval_batch_size, seed=ctx.seed)
+        for record in run.records:
+            record["policy"] = label
+        summaries[label] = summarize_policy(label, run.records, ctx.seed, run.wall_s, run.error)
+        records.extend(run.records)
+        del policy  # free the policy's model before loading the next
+    write_eval(ctx, summaries, records)
+    return {label: _headline(s) for label, s in summaries.items()}
+
+
+def write_eval(ctx: RunContext, summaries: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    from latent_env.bench.plots import write_plots
+    from latent_env.bench.table import print_tables
+
+    out = ctx.run_dir / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"policies": summaries, "episodes": records,
+               "config": {"tasks": ctx.pipeline.tasks, "split": "test",
+                          "per_family": ctx.evaluation.eval_per_family}}
+    (out / "results.json").write_text(json.dumps(payload, indent=2, default=str))
+    (out / "table.md").write_text(markdown_table(summaries))
+    write_plots(summaries, records, out)
+    print_tables(summaries)
+
+
+def markdown_table(summaries: dict[str, Any]) -> str:
+    lines = [TABLE_HEADER, "|---|---|---|---|---|---|"]
+    for label, s in summaries.items():
+        ci = s.get("gain_ci95") or [None, None]
+        gain = _num(s.get("mean_gain_nats"))
+        lines.append(
+            f"| {label} | {gain} [{_num(ci[0])}, {_num(ci[1])}] | "
+            f"{_pct(s.get('answer_accuracy'))} | {_pct(s.get('answer_accuracy_without_latent'))} "
+            f"| {_pct(s.get('tool_error_rate'))} | {s.get('episodes')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _headline(summary: dict[str, Any]) -> dict[str, Any]:
+    keys = ("episodes", "mean_gain_nats", "gain_ci95", "answer_accuracy",
+            "answer_accuracy_without_latent", "tool_error_rate", "failed", "error")
+    return {k: summary.get(k) for k in keys}
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.2f}"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f}%"
