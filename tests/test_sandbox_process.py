@@ -334,6 +334,12 @@ def test_default_sandbox_is_shared_and_replaced_after_close(monkeypatch):
     close_default_sandbox()
 
 
+def test_seccomp_can_be_switched_off_and_says_so():
+    with Sandbox(workers=1, limits=Limits(use_seccomp=False)) as pool:
+        assert pool.isolation["seccomp"] == "disabled by Limits.use_seccomp"
+        assert pool.run("2 + 2").value == "4"
+
+
 def test_describe_reports_configuration():
     with Sandbox(workers=1, limits=Limits(timeout_s=1.5)) as pool:
         info = pool.describe()

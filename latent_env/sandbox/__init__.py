@@ -1,0 +1,116 @@
+"""Safe, fast execution of Python written by an LLM policy.
+
+An RL policy probes every hole, and an escape is not only a security breach but reward hacking
+(forged outputs). RestrictedPython's own README says it is not a sandbox, so this package
+stacks two independent layers, and the caller's process never executes model code.
+
+Usage::
+
+    from latent_env.sandbox import Sandbox, Limits, ExecResult
+
+    with Sandbox(workers=2, limits=Limits(timeout_s=2.0)) as sandbox:
+        result = sandbox.run("import numpy as np\\nnp.polyfit([1, 2, 3], [2, 4, 6], 1)")
+        result.status, result.stdout, result.value, result.error, result.duration_s
+        sandbox.run_many(["1 + 1", "sum(range(10))"])  # concurrently across the pool
+
+    get_default_sandbox()  # one shared pool per process, closed at exit
+
+``ExecResult.status`` is one of "ok", "error", "compile_error", "timeout", "memory_error",
+"output_limit", "crashed". ``value`` is the repr of the final expression statement, else of a
+variable named ``result`` (None if neither or if the value is None); ``error`` is one line,
+``"ExcType: message (line N)"``, with no worker traceback.
+
+Policy layer (:mod:`.policy`, :mod:`.guards`, :mod:`.facades`)
+    Code is compiled with RestrictedPython 9 (``compile_restricted_exec``) plus local
+    relaxations for everyday code (``x[k] += v``, ``self.n += 1``, annotated assignments,
+    ``if __name__ == "__main__":``, common dunder methods, ``super().__init__``). Guards
+    (``_getattr_`` raises on private names, frame/generator internals, ``mro``, numpy's
+    ``ctypes``/``dump*``/``tofile``/``resize``; ``str.format`` resolves fields through the same
+    guard; ``_write_`` only lets code modify what it made plus plain containers; ``**`` and
+    ``pow`` refuse integer results over a million bits; ``print`` writes to a capped buffer).
+    Builtins are a safe set without ``type``, ``vars``, ``globals``, ``open``, ``compile``,
+    ``eval``, ``exec``, ``id``, ``input``, ``exit``. ``import`` hands out read-only facades, never
+    modules: math, cmath, statistics, fractions, decimal, datetime, itertools, functools (no
+    singledispatch: it evals annotations), collections, heapq, bisect, random (a generator
+    seeded per run), operator (no attrgetter/methodcaller/setitem/delitem), string (constants),
+    re, json, typing, dataclasses, and numpy with linalg, fft, polynomial and a per-run seeded
+    random (no file I/O, pickles, ctypes, lib, testing, memmap, global print/error settings,
+    object arrays over raw buffers). Nothing is pre-bound: ``mean(...)`` without an import is a
+    NameError.
+
+Process layer (:mod:`.zygote`, :mod:`.process`, :mod:`.isolation`, :mod:`.worker`,
+:mod:`.protocol`)
+    Each pool starts one zygote (``python -I``, minimal environment, own session, cwd ``/``)
+    that imports and warms up everything once and never runs model code; persistent workers
+    are forked from it in ~5-10 ms. A new worker takes the two protocol pipes as its only fds
+    (plus /dev/null), starts its own session, then applies RLIMIT_AS (``memory_mb``),
+    RLIMIT_CPU (a backstop, re-armed per run), RLIMIT_FSIZE 0, RLIMIT_NOFILE = the fds already
+    open (no new files, sockets or pipes), RLIMIT_NPROC 0 and RLIMIT_CORE 0; when started as
+    root it switches to uid/gid 65534 (``nobody``), so the parent cannot be signalled or
+    traced; and when the system's libseccomp is present it loads a seccomp filter returning
+    EPERM for sockets, exec, fork-style clone, ptrace, signals to other pids, mounts,
+    namespaces, filesystem changes and more. The parent enforces the wall-clock deadline from
+    outside (SIGKILL via a pidfd: a C loop holding the GIL cannot be interrupted from within),
+    replaces workers in the background after timeouts, memory errors and crashes, and recycles
+    each worker after ``runs_per_worker`` runs. Requests and replies are length-prefixed JSON
+    (never pickle) with size caps on both sides; every reply's schema is validated and any
+    violation kills the worker ("crashed"). Each run gets fresh globals, fresh generators, a
+    fresh ``decimal`` context and numpy's default error handling; its cyclic garbage is
+    collected before the reply.
+
+Isolation detected
+    Reported at run time by ``Sandbox.isolation`` / ``Sandbox.describe()`` (what the worker
+    actually applied, plus whether libseccomp and bubblewrap exist on the host). On the
+    development machine (Linux 6.x Firecracker VM, running as root): uid drop to 65534 applied,
+    seccomp active through ``libseccomp.so.2`` via ctypes (no Python binding installed),
+    bubblewrap absent (not used). Without libseccomp the filter is skipped and reported, and
+    then code that escaped the policy layer could open sockets or exec after closing one of its
+    fds, and workers (all uid 65534) could signal each other; without root the uid stays the
+    caller's, so nothing but seccomp keeps a worker from signalling the parent.
+
+Limits (:mod:`.limits`, each a documented ``DEFAULT_*`` constant)
+    ``timeout_s`` 2.0, ``memory_mb`` 512 (a warm worker maps ~145 MiB), ``max_output_chars``
+    4000, ``max_value_chars`` 4000, ``max_code_chars`` 100000, ``runs_per_worker`` 200,
+    ``spawn_timeout_s`` 60, ``compile_cache_size`` 256.
+
+Known limits of the design: string hashing is seeded per zygote (``-I`` ignores
+PYTHONHASHSEED), so ``set`` iteration order of strings is the same for all workers of one pool
+but can differ between pools and processes; output printed before a timeout is lost with the
+killed worker; ``match`` statements, ``except*``, ``async``, ``nonlocal`` and ``metaclass=`` are
+refused at compile time; subclasses of ``np.ndarray`` built by model code construct plain
+arrays. Linux only (procfs, rlimits, pidfds, seccomp).
+"""
+
+from __future__ import annotations
+
+from .default import close_default_sandbox, get_default_sandbox
+from .limits import (
+    DEFAULT_MAX_CODE_CHARS,
+    DEFAULT_MAX_OUTPUT_CHARS,
+    DEFAULT_MAX_VALUE_CHARS,
+    DEFAULT_MEMORY_MB,
+    DEFAULT_RUNS_PER_WORKER,
+    DEFAULT_SEED,
+    DEFAULT_TIMEOUT_S,
+    Limits,
+)
+from .pool import DEFAULT_WORKERS, Sandbox, SandboxError
+from .result import STATUSES, ExecResult
+
+__all__ = [
+    "DEFAULT_MAX_CODE_CHARS",
+    "DEFAULT_MAX_OUTPUT_CHARS",
+    "DEFAULT_MAX_VALUE_CHARS",
+    "DEFAULT_MEMORY_MB",
+    "DEFAULT_RUNS_PER_WORKER",
+    "DEFAULT_SEED",
+    "DEFAULT_TIMEOUT_S",
+    "DEFAULT_WORKERS",
+    "STATUSES",
+    "ExecResult",
+    "Limits",
+    "Sandbox",
+    "SandboxError",
+    "close_default_sandbox",
+    "get_default_sandbox",
+]

@@ -1,0 +1,349 @@
+"""The pool: :class:`Sandbox` lends persistent workers to concurrent callers."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .isolation import host_capabilities
+from .limits import DEFAULT_SEED, Limits
+from .process import WorkerDied, WorkerProcess, WorkerUnavailable
+from .protocol import FrameTimeout, ProtocolError
+from .result import ExecResult
+from .zygote import Zygote, ZygoteError
+
+#: Worker processes per sandbox: one per core, at most four.
+DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
+# Statuses after which a worker is replaced rather than reused.
+_REPLACE_AFTER = frozenset({"memory_error", "timeout", "crashed"})
+
+
+class SandboxError(RuntimeError):
+    """The sandbox cannot run code (closed, or workers fail to start)."""
+
+
+class _Slot:
+    """A place in the pool; holds at most one worker at a time."""
+
+    __slots__ = ("index", "worker")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.worker: WorkerProcess | None = None
+
+
+class Sandbox:
+    """Runs untrusted Python snippets in a pool of isolated worker processes.
+
+    Thread-safe: any number of threads may call :meth:`run` at once; each call borrows one
+    worker. Workers are forked from a warm zygote (a few ms each), lazily on first use or all at
+    once via :meth:`start`; they are replaced after a timeout, memory error or crash (in the
+    background, so the caller does not wait) and recycled after ``limits.runs_per_worker`` runs.
+    """
+
+    def __init__(
+        self,
+        workers: int = DEFAULT_WORKERS,
+        limits: Limits | None = None,
+        *,
+        _unsafe_unrestricted_for_tests: bool = False,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.limits = limits or Limits()
+        self.workers = workers
+        # Test-only: workers exec raw Python (no policy layer) to probe the process layer.
+        self._unrestricted = _unsafe_unrestricted_for_tests
+        self._slots = [_Slot(i) for i in range(workers)]
+        self._idle = list(self._slots)
+        self._cond = threading.Condition()
+        self._closed = False
+        self._request_ids = itertools.count(1)
+        self._replacers: set[threading.Thread] = set()
+        self._executor: ThreadPoolExecutor | None = None
+        self._isolation: dict[str, Any] | None = None
+        self._zygote: Zygote | None = None
+        self._zygote_lock = threading.Lock()
+
+    # --- public API ---------------------------------------------------------------------------
+
+    def run(self, code: str, *, seed: int | None = None) -> ExecResult:
+        """Run ``code`` in a worker and report what happened. Never raises for anything the
+        code does; raises SandboxError only if the sandbox is closed or cannot start workers."""
+        if not isinstance(code, str):
+            raise TypeError("code must be a str")
+        seed = DEFAULT_SEED if seed is None else int(seed)
+        rejected = self._reject_source(code)
+        if rejected is not None:
+            return rejected
+        slot = self._checkout()
+        replace = True
+        try:
+            result = self._run_in_slot(slot, code, seed)
+            worker = slot.worker
+            replace = (
+                result.status in _REPLACE_AFTER
+                or worker is None
+                or worker.runs >= self.limits.runs_per_worker
+            )
+            return result
+        finally:
+            if replace:
+                self._replace_worker(slot)
+            else:
+                self._checkin(slot)
+
+    def run_many(self, codes: Sequence[str], *, seed: int | None = None) -> list[ExecResult]:
+        """Run several snippets concurrently across the pool; results keep the input order."""
+        executor = self._get_executor()
+        return list(executor.map(lambda code: self.run(code, seed=seed), codes))
+
+    def start(self) -> None:
+        """Start every missing worker now, in parallel, and wait for them."""
+        self._get_zygote()
+        slots = []
+        with self._cond:
+            self._check_open()
+            while self._idle:
+                slots.append(self._idle.pop())
+        errors: list[BaseException] = []
+
+        def spawn(slot: _Slot) -> None:
+            try:
+                if slot.worker is None:
+                    self._spawn_into(slot)
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                self._checkin(slot)
+
+        threads = [threading.Thread(target=spawn, args=(slot,)) for slot in slots]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise SandboxError(str(errors[0])) from errors[0]
+
+    @property
+    def isolation(self) -> dict[str, Any]:
+        """What the process layer applied, as reported by the most recent worker (starting
+        one if none has run yet), plus which optional host tools exist."""
+        if self._isolation is None:
+            self.run("pass")
+        return {**(self._isolation or {}), "host": host_capabilities()}
+
+    def describe(self) -> dict[str, Any]:
+        """Configuration and isolation report, for logs and run metadata."""
+        return {
+            "workers": self.workers,
+            "limits": self.limits.to_dict(),
+            "python": sys.executable,
+            "policy": "RestrictedPython compile + guards + read-only module facades",
+            "process": "workers forked from a warm zygote, then rlimits, uid drop, seccomp",
+            "isolation": self.isolation,
+            "unrestricted_test_mode": self._unrestricted,
+        }
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the currently running workers (idle or busy)."""
+        return [slot.worker.pid for slot in self._slots if slot.worker is not None]
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
+    def close(self) -> None:
+        """Kill all workers and the zygote. In-flight runs end as "crashed" (their threads
+        clean up their own workers); later runs raise SandboxError."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
+            idle = list(self._idle)
+            replacers = list(self._replacers)
+        for slot in self._slots:
+            worker = slot.worker
+            if worker is None:
+                continue
+            if any(slot is other for other in idle):
+                worker.kill()
+            else:  # busy: signal only; its caller still reads the pipes and then reaps it
+                worker.terminate()
+        for thread in replacers:
+            thread.join(timeout=self.limits.spawn_timeout_s)
+        with self._cond:  # in-flight runs return their slots once their worker is dead
+            self._cond.wait_for(lambda: len(self._idle) == len(self._slots), timeout=10.0)
+        for slot in self._slots:  # a replacement may have landed while we were killing
+            if slot.worker is not None:
+                slot.worker.kill()
+        with self._zygote_lock:
+            if self._zygote is not None:
+                self._zygote.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- running ------------------------------------------------------------------------------
+
+    def _reject_source(self, code: str) -> ExecResult | None:
+        if len(code) > self.limits.max_code_chars:
+            return ExecResult(
+                "compile_error",
+                error=(
+                    f"SourceTooLong: {len(code)} characters (limit {self.limits.max_code_chars})"
+                ),
+            )
+        try:
+            code.encode("utf-8")
+        except UnicodeEncodeError:
+            return ExecResult("compile_error", error="SourceError: code is not valid UTF-8 text")
+        return None
+
+    def _run_in_slot(self, slot: _Slot, code: str, seed: int) -> ExecResult:
+        for attempt in range(2):
+            worker = slot.worker or self._spawn_into(slot)
+            try:
+                return self._request(worker, code, seed)
+            except WorkerUnavailable:
+                # The request never reached the worker (it had died while idle): retry once on
+                # a fresh worker, since the code itself did nothing wrong.
+                worker.kill()
+                slot.worker = None
+                if attempt:
+                    raise SandboxError("sandbox workers keep dying before running code") from None
+        raise AssertionError("unreachable")
+
+    def _request(self, worker: WorkerProcess, code: str, seed: int) -> ExecResult:
+        timeout = self.limits.timeout_s
+        started = time.perf_counter()
+        pid = worker.pid
+        try:
+            reply = worker.request(next(self._request_ids), code, seed, timeout)
+        except FrameTimeout:
+            worker.kill()
+            return ExecResult(
+                "timeout",
+                error=f"TimeoutError: execution exceeded the {timeout:g} s time limit",
+                duration_s=time.perf_counter() - started,
+                worker_pid=pid,
+            )
+        except (ProtocolError, WorkerDied) as exc:
+            worker.kill()
+            return ExecResult(
+                "crashed",
+                error=f"WorkerCrashed: {exc}",
+                duration_s=time.perf_counter() - started,
+                worker_pid=pid,
+            )
+        return ExecResult(
+            reply["status"],
+            stdout=reply["stdout"],
+            value=reply["value"],
+            error=reply["error"],
+            duration_s=time.perf_counter() - started,
+            worker_pid=pid,
+        )
+
+    # --- slots and workers --------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SandboxError("sandbox is closed")
+
+    def _checkout(self) -> _Slot:
+        with self._cond:
+            while not self._idle:
+                self._check_open()
+                self._cond.wait()
+            self._check_open()
+            # Prefer a slot whose worker is already warm; most recently used first.
+            for position in range(len(self._idle) - 1, -1, -1):
+                if self._idle[position].worker is not None:
+                    return self._idle.pop(position)
+            return self._idle.pop()
+
+    def _checkin(self, slot: _Slot) -> None:
+        with self._cond:
+            self._idle.append(slot)
+            self._cond.notify_all()  # a waiting caller, or close() waiting for all slots
+
+    def _get_zygote(self) -> Zygote:
+        """The pool's zygote, (re)started if it is missing or has died."""
+        with self._zygote_lock:
+            self._check_open()
+            if self._zygote is None or not self._zygote.alive:
+                if self._zygote is not None:
+                    self._zygote.close()
+                try:
+                    self._zygote = Zygote(self.limits, unrestricted=self._unrestricted)
+                except ZygoteError as exc:
+                    self._zygote = None
+                    raise SandboxError(f"sandbox cannot start: {exc}") from None
+            return self._zygote
+
+    def _spawn_into(self, slot: _Slot) -> WorkerProcess:
+        self._check_open()
+        for attempt in range(2):
+            zygote = self._get_zygote()
+            try:
+                worker = WorkerProcess.fork_from(zygote, self.limits)
+                break
+            except WorkerUnavailable as exc:
+                if zygote.alive or attempt:  # the worker itself failed: report it
+                    raise SandboxError(str(exc)) from None
+        slot.worker = worker
+        self._isolation = worker.isolation
+        if self._closed:  # close() ran while we were spawning
+            worker.kill()
+        return worker
+
+    def _replace_worker(self, slot: _Slot) -> None:
+        """Kill the slot's worker and start a successor in the background; the slot returns
+        to the pool once the successor is ready (or empty, to be retried on checkout)."""
+        if slot.worker is not None:
+            slot.worker.kill()
+            slot.worker = None
+        with self._cond:
+            if self._closed:
+                self._idle.append(slot)
+                self._cond.notify_all()  # close() may be waiting for in-flight runs
+                return
+            thread = threading.Thread(
+                target=self._respawn,
+                args=(slot,),
+                daemon=True,
+                name=f"sandbox-respawn-{slot.index}",
+            )
+            self._replacers.add(thread)
+        thread.start()
+
+    def _respawn(self, slot: _Slot) -> None:
+        try:
+            self._spawn_into(slot)
+        except SandboxError:
+            slot.worker = None  # the next checkout retries and reports the failure
+        finally:
+            with self._cond:
+                self._replacers.discard(threading.current_thread())
+            self._checkin(slot)
+
+    def _get_executor(self) -> ThreadPoolExecutor:
+        with self._cond:
+            self._check_open()
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="sandbox")
+            return self._executor

@@ -1,0 +1,243 @@
+"""The worker: runs model code under the policy layer, inside the process layer.
+
+The zygote (:mod:`.zygote`) calls :func:`prepare_runner` once: import and warm up everything
+(lazy imports would fail after the privilege drop, since the interpreter lives where ``nobody``
+cannot read), then freeze the heap. Each forked worker then runs :func:`become_worker`: take
+the request/reply pipes as fds 0/1, close every other fd, :func:`.isolation.lock_down`, report
+ready, and serve requests until the pipe closes.
+
+Every run gets fresh globals, fresh ``random``/``numpy.random`` generators from its seed, a new
+``decimal`` context, and numpy's default error handling; facades and compiled code objects are
+shared but read-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import resource
+import sys
+import warnings
+from typing import Any
+
+from .facades import build_facades, make_import_hook, reset_run_state
+from .guards import (
+    OutputBuffer,
+    OutputLimitExceeded,
+    build_builtins,
+    build_globals_template,
+    iter_exception_lines,
+    new_run_globals,
+)
+from .isolation import arm_cpu_limit, lock_down, preload_isolation
+from .limits import MAX_ERROR_CHARS, Limits
+from .policy import LAST_VALUE_NAME, CompileCache
+from .protocol import ProtocolError, encode_frame, read_frame, write_all
+
+_REQUEST_FD = 0
+_REPLY_FD = 1
+
+# Exercises the lazily imported corners of the allowed libraries while imports still work.
+WARM_UP_PROGRAM = """
+import math, cmath, statistics, fractions, decimal, datetime, itertools, functools
+import collections, heapq, bisect, random, operator, string, re, json, typing, dataclasses
+import numpy as np
+from datetime import date, timedelta
+a = np.array([1.0, 2.0, 3.0, 4.0])
+print(a, a.mean(), np.polyfit(a, a * 2 + 1, 1).round(3), np.linalg.solve(np.eye(2), a[:2]))
+print(np.fft.fft(a)[:1], np.random.rand(2), np.random.default_rng().random(), np.median(a))
+print(np.polynomial.Polynomial.fit(a, a, 1), np.percentile(a, 50), np.arange(3).reshape(3, 1))
+print(statistics.mean([1, 2]), statistics.median([1, 2, 3]), statistics.stdev([1, 2, 3]))
+print(fractions.Fraction(1, 3) + 1, decimal.Decimal("1.1") + 1, math.sqrt(2), cmath.sqrt(-1))
+d = datetime.datetime.strptime("2024-01-02 10:30", "%Y-%m-%d %H:%M")
+print(d.strftime("%A %d %B %Y"), date(2024, 1, 1) + timedelta(days=3), d.isoformat())
+print(f"{3.14159:.2f} {1234567:,} {0.25:.1%}", "{:>5}".format(1), "%5.1f" % 2.0)
+print(collections.Counter("abca").most_common(1), list(itertools.combinations([1, 2], 2)))
+print(random.random(), re.findall(r"\\d+", "a1b22"), json.dumps({"a": [1]}), json.loads("[1]"))
+print("x".encode("utf-16"), "x".encode("latin-1"), b"x".decode("ascii"))
+
+@dataclasses.dataclass
+class Point:
+    x: int = 0
+
+print(Point(1), sorted({3: 1, 1: 2}.items(), key=lambda kv: kv[1]))
+"""
+
+
+FORK_WARM_UP_PROGRAM = """
+import math, statistics
+import numpy as np
+values = [1.5, 2.5, 3.5]
+print(f"{statistics.mean(values):.2f}", math.sqrt(2), np.array(values).mean())
+"""
+
+
+class Runner:
+    """Compiles and executes one snippet at a time."""
+
+    def __init__(self, limits: Limits, *, restricted: bool = True) -> None:
+        self._limits = limits
+        self._restricted = restricted
+        facades = build_facades()
+        self._template = build_globals_template(build_builtins(make_import_hook(facades)))
+        self._cache = CompileCache(limits.compile_cache_size, restricted=restricted)
+        # Released on MemoryError so the reply can still be built.
+        self._reserve: bytearray | None = bytearray(1 << 20)
+
+    def warm_up(self) -> None:
+        """Run :data:`WARM_UP_PROGRAM` once; it must succeed or the worker is unusable."""
+        if not self._restricted:
+            return
+        reply = self.run(WARM_UP_PROGRAM, seed=0)
+        if reply["status"] != "ok":
+            raise RuntimeError(f"warm-up failed: {reply['error']}")
+
+    def run(self, code: str, seed: int) -> dict[str, Any]:
+        """Run ``code``; return the reply fields (all but the request id)."""
+        reset_run_state(seed)
+        program = self._cache.get(code)
+        if program.code is None:
+            return _reply("compile_error", error=program.error)
+        output = OutputBuffer(self._limits.max_output_chars)
+        if self._restricted:
+            namespace = new_run_globals(self._template, output)
+        else:
+            namespace = {"__name__": "__main__"}
+        status, error, value = "ok", None, None
+        try:
+            with contextlib.redirect_stdout(output):  # only raw test mode prints via sys.stdout
+                exec(program.code, namespace)
+                value = self._value_of(namespace)
+        except OutputLimitExceeded:
+            status = "output_limit"
+        except MemoryError as exc:
+            self._reserve = None
+            status, error = "memory_error", describe_exception(exc)
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt from model code, too
+            status, error = "error", describe_exception(exc)
+        finally:
+            namespace.clear()
+            # Finalise this run's cyclic garbage now (a suspended generator's ``finally``
+            # would otherwise run during some later run, against that run's state). Cheap
+            # because everything older is frozen (see main).
+            gc.collect()
+        if output.exceeded:
+            status, value = "output_limit", None
+            error = f"OutputLimitExceeded: printed output exceeded {self._limits.max_output_chars}"
+            error += " characters"
+        return _reply(status, stdout=output.getvalue(), value=value, error=error)
+
+    def _value_of(self, namespace: dict[str, Any]) -> str | None:
+        """repr of the final expression, else of ``result``; None when neither is set."""
+        value = namespace.get(LAST_VALUE_NAME)
+        if value is None:
+            value = namespace.get("result")
+        if value is None:
+            return None
+        text = repr(value)
+        cap = self._limits.max_value_chars
+        return text if len(text) <= cap else text[: cap - 3] + "..."
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line: ``Type: message (line N)``, N being the innermost model-code line."""
+    try:
+        message = " ".join(str(exc).split())
+    except BaseException:  # a model-defined __str__ may fail in any way
+        message = "<message unavailable>"
+    lines = list(iter_exception_lines(exc.__traceback__))
+    where = f" (line {lines[-1]})" if lines else ""
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return text[: MAX_ERROR_CHARS - len(where)] + where
+
+
+def _clean(text: str | None) -> str | None:
+    # Lone surrogates cannot be encoded as UTF-8; replace them rather than fail the reply.
+    if text is None or text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _reply(
+    status: str, *, stdout: str = "", value: str | None = None, error: str | None = None
+) -> dict[str, Any]:
+    if error is not None:
+        error = error[:MAX_ERROR_CHARS]
+    return {
+        "status": status,
+        "stdout": _clean(stdout),
+        "value": _clean(value),
+        "error": _clean(error),
+    }
+
+
+def _parse_request(message: dict[str, Any]) -> tuple[int, str, int]:
+    if set(message) != {"id", "code", "seed"}:
+        raise ProtocolError("bad request keys")
+    request_id, code, seed = message["id"], message["code"], message["seed"]
+    if type(request_id) is not int or type(code) is not str or type(seed) is not int:
+        raise ProtocolError("bad request field types")
+    return request_id, code, seed
+
+
+class _Discard:
+    """Stands in for sys.stdout/sys.stderr: fd 1 carries the protocol and must stay clean."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def serve(runner: Runner, limits: Limits) -> int:
+    """Answer requests until the parent closes the pipe; non-zero exit on protocol errors."""
+    while True:
+        try:
+            message = read_frame(_REQUEST_FD, limits.max_request_bytes)
+            if message is None:
+                return 0
+            request_id, code, seed = _parse_request(message)
+        except ProtocolError:
+            return 2
+        arm_cpu_limit(limits.timeout_s)
+        try:
+            reply = runner.run(code, seed)
+        except Exception as exc:  # a sandbox bug must cost one run, not the worker
+            reply = _reply("error", error=f"SandboxInternalError: {type(exc).__name__}: {exc}")
+        reply["id"] = request_id
+        write_all(_REPLY_FD, encode_frame(reply))
+
+
+def prepare_runner(limits: Limits, *, restricted: bool = True) -> Runner:
+    """Zygote-side setup shared by every worker it forks."""
+    warnings.simplefilter("ignore")  # warnings would go to /dev/null after a linecache lookup
+    sys.stdout = sys.stderr = _Discard()  # type: ignore[assignment]
+    sys.stdin = None  # type: ignore[assignment]
+    runner = Runner(limits, restricted=restricted)
+    runner.warm_up()
+    preload_isolation()
+    gc.collect()
+    gc.freeze()  # startup objects are permanent: per-run collections only scan new ones
+    return runner
+
+
+def become_worker(request_fd: int, reply_fd: int, runner: Runner, limits: Limits) -> int:
+    """In a freshly forked child: isolate, report ready, serve. Returns the exit status."""
+    os.setsid()  # own session and process group, away from the zygote's
+    os.dup2(request_fd, _REQUEST_FD)
+    os.dup2(reply_fd, _REPLY_FD)
+    # fd 2 is the zygote's /dev/null; everything else (control socket, pipe originals) goes.
+    os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    try:
+        report = lock_down(limits)
+        # A fork shares the zygote's pages until it writes them (refcounts do): one small run
+        # takes those copy-on-write faults now, not during the first real requests.
+        runner.run(FORK_WARM_UP_PROGRAM, seed=0)
+    except BaseException as exc:
+        hello = {"ready": False, "error": f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]}
+        write_all(_REPLY_FD, encode_frame(hello))
+        return 1
+    write_all(_REPLY_FD, encode_frame({"ready": True, "pid": os.getpid(), "isolation": report}))
+    return serve(runner, limits)
