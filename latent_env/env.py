@@ -23,7 +23,8 @@ MAX_ACTION_CHARS = 16_384
 MAX_OBSERVATION_CHARS = 65_536
 DEFAULT_TASKS = "synthetic-small"
 
-DEFAULT_PROMPT = """You are a language model reading a text whose next words you must predict. \
+# The founding document's "Example Prompt", adapted: what latent data is for, and the tools.
+FOUNDING_PROMPT = """You are a language model reading a text whose next words you must predict. \
 Predicting is hard when the text needs calculation or careful reasoning. Before the text goes \
 on, you may write latent data that will be placed in front of it to help you:
 {tools}
@@ -33,10 +34,24 @@ Write <done/> when you are finished.
 
 <text>{context}</text>
 """
+# The same instruction in a few tokens: on a CPU, prompt length is training time.
+COMPACT_PROMPT = """Write latent data that helps predict how the text goes on: {tags} \
+(tool outputs are shown to you), or <reason>…</reason>. Do not continue the text.
+<text>{context}</text>
+"""
+PROMPTS = {"compact": COMPACT_PROMPT, "founding": FOUNDING_PROMPT}
+DEFAULT_PROMPT = "compact"
 
 
 def describe_tools(tools: Mapping[str, Tool]) -> str:
     return "\n".join(f"- <{tag}>…</{tag}>: {tool.description}" for tag, tool in tools.items())
+
+
+def render_prompt(template: str, task: Any, tools: Mapping[str, Tool]) -> str:
+    """Fill a prompt template: ``{context}``, ``{tools}`` (described) and ``{tags}``."""
+    template = PROMPTS.get(template, template)
+    tags = ", ".join(f"<{tag}>…</{tag}>" for tag in tools)
+    return template.format(context=task.context, tools=describe_tools(tools), tags=tags)
 
 
 class LatentEnv(gym.Env):
@@ -58,8 +73,9 @@ class LatentEnv(gym.Env):
     characters outside the charset are replaced, over-long actions are cut.
 
     ## Observation Space
-    ``Text(max_length=65536, min_length=1)``: the instruction prompt followed by
-    ``<text>X</text>``; in multi-turn mode, each turn's action with tool outputs appended.
+    ``Text(max_length=65536, min_length=1)``: a short instruction naming the tool tags, then
+    ``<text>X</text>`` (``prompt="founding"`` gives the founding document's longer prompt);
+    in multi-turn mode, each turn's action with tool outputs appended.
 
     ## Rewards
     Paid once, when the episode ends: a weighted sum of terms (``rewards.Rubric``). Default:
@@ -90,7 +106,8 @@ class LatentEnv(gym.Env):
     | ``max_turns`` | ``4`` | turns before truncation in multi mode |
     | ``reward`` | ``None`` | ``Rubric``, ``{term: weight}`` or ``"term=w,term=w"`` |
     | ``combiner`` | ``"prefix"`` | c(X, L) form, see ``latent_env.context`` |
-    | ``prompt`` | founding-style | format string with ``{context}``, ``{tools}``, or a callable |
+    | ``prompt`` | ``"compact"`` | ``"compact"``, ``"founding"`` (the founding document's \
+    example prompt), a format string with ``{context}``, ``{tools}``, ``{tags}``, or a callable |
     | ``max_action_chars`` | ``16384`` | longer actions are cut |
 
     ## Version History
@@ -201,7 +218,7 @@ class LatentEnv(gym.Env):
         if callable(self.prompt):
             text = self.prompt(task, self.tools)
         else:
-            text = self.prompt.format(context=task.context, tools=describe_tools(self.tools))
+            text = render_prompt(self.prompt, task, self.tools)
         return Episode(task=task, prompt=text)
 
     def prepare_action(self, episode: Episode, action: Any) -> str:

@@ -178,6 +178,8 @@ def load_model(spec: str = "default", dtype: Any = None, threads: int | None = N
         return _tiny_random(dtype)
     path = _resolve_path(spec)
     tokenizer = load_tokenizer(spec)
+    import latent_env.thoughts  # noqa: F401  (registers LatentThoughtModel with the Auto classes)
+
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     model.eval()
     return model, tokenizer

@@ -55,6 +55,8 @@ def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records
         processing_class=tokenizer,
     )
     checkpoint = last_checkpoint(out_dir) if resume else None
+    if checkpoint:
+        print(f"resuming from {checkpoint}")
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     final = save_final(trainer, tokenizer, out_dir)
     return final, summarise_log(trainer.state.log_history)

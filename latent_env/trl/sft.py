@@ -9,7 +9,8 @@ from latent_env.trl.checkpoints import last_checkpoint, save_final
 
 
 def sft_config(out_dir: Path, *, epochs: float, max_steps: int, learning_rate: float,
-               batch_size: int, seed: int, report_to: list[str], max_length: int = 640) -> Any:
+               batch_size: int, seed: int, report_to: list[str], max_length: int = 640,
+               gradient_checkpointing: bool = False, bf16: bool = False) -> Any:
     from trl import SFTConfig
 
     return SFTConfig(
@@ -29,7 +30,8 @@ def sft_config(out_dir: Path, *, epochs: float, max_steps: int, learning_rate: f
         seed=seed,
         max_length=max_length,
         completion_only_loss=True,
-        bf16=False,
+        bf16=bf16,
+        gradient_checkpointing=gradient_checkpointing,
         use_cpu=_use_cpu(),
         dataloader_num_workers=0,
         disable_tqdm=False,
@@ -49,6 +51,8 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, conf
         processing_class=tokenizer,
     )
     checkpoint = last_checkpoint(out_dir) if resume else None
+    if checkpoint:
+        print(f"resuming from {checkpoint}")
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     final = save_final(trainer, tokenizer, out_dir)
     history = [h for h in trainer.state.log_history if "loss" in h]

@@ -23,6 +23,13 @@ def train_tasks(ctx: RunContext, part: str) -> list[Any]:
     return chosen or tasks
 
 
+def trainer_flags(ctx: RunContext) -> dict[str, Any]:
+    """Memory/precision flags the supervised stages share with the RL trainer's config."""
+    config = ctx.trl_config
+    return {"gradient_checkpointing": bool(getattr(config, "gradient_checkpointing", False)),
+            "bf16": bool(getattr(config, "bf16", False))}
+
+
 def load_policy(ctx: RunContext, model_path: str) -> tuple[Any, Any]:
     from latent_env.models import load_model
 
@@ -42,7 +49,7 @@ def run_sft_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
     config = sft_config(
         out, epochs=ctx.sft.sft_epochs, max_steps=ctx.sft.sft_max_steps,
         learning_rate=ctx.sft.sft_learning_rate, batch_size=ctx.sft.sft_batch_size,
-        seed=ctx.seed, report_to=ctx.report_to,
+        seed=ctx.seed, report_to=ctx.report_to, **trainer_flags(ctx),
     )
     final, metrics = run_sft(model, tokenizer, records, out, config, ctx.pipeline.resume)
     if ctx.sft.bootstrap_k > 0:
@@ -67,7 +74,7 @@ def run_bootstrap(ctx: RunContext, model_path: Path) -> tuple[Path, dict]:
     out = ctx.run_dir / "sft-bootstrap"
     config = sft_config(
         out, epochs=1.0, max_steps=-1, learning_rate=ctx.sft.sft_learning_rate / 2,
-        batch_size=ctx.sft.sft_batch_size, seed=ctx.seed, report_to=ctx.report_to,
+        batch_size=ctx.sft.sft_batch_size, seed=ctx.seed, report_to=ctx.report_to, **trainer_flags(ctx),
     )
     records = sft_records(env, kept_tasks, kept_latents)
     final, metrics = run_sft(model, tokenizer, records, out, config, ctx.pipeline.resume)

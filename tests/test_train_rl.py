@@ -1,0 +1,122 @@
+"""train_rl.py: configuration, presets, and real (tiny-model) runs of every stage and algorithm."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import train_rl
+from latent_env.trl.config import PipelineArguments, SFTArguments, available_presets
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1",
+       "LATENT_ENV_THREADS": "1"}
+
+
+def run_train(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "train_rl.py", *args], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_presets_exist():
+    assert {"default", "smoke", "gpu-small", "gpu-7b"} <= set(available_presets())
+
+
+def test_bad_stage_order_and_algo_are_rejected_with_a_fix():
+    with pytest.raises(ValueError, match="keep the order sft,latent,fusion,rl"):
+        PipelineArguments(stages="rl,sft")
+    with pytest.raises(ValueError, match="unknown stage"):
+        PipelineArguments(stages="sft,pretrain")
+    with pytest.raises(ValueError, match="--algo must be one of grpo, rloo, ppo"):
+        PipelineArguments(algo="dpo")
+    with pytest.raises(ValueError, match="--sft_epochs > 0 or --sft_max_steps > 0"):
+        SFTArguments(sft_epochs=0)
+
+
+def test_preset_flattening_and_cli_override(tmp_path):
+    pipeline, sft, _, evaluation, trl_config = train_rl.parse(
+        ["--preset", "smoke", "--algo", "rloo", "--sft_epochs", "3", "--run_dir", str(tmp_path)]
+    )
+    assert pipeline.model == "tiny-random" and pipeline.algo == "rloo"
+    assert sft.sft_epochs == 3.0  # the command line beats the preset
+    assert type(trl_config).__name__ == "RLOOConfig" and trl_config.max_steps == 2
+
+
+def test_help_documents_presets_and_trl_options():
+    out = run_train("--help", timeout=120)
+    assert out.returncode == 0
+    assert "presets: default, gpu-7b, gpu-small, smoke" in out.stdout
+    assert "--num_generations" in out.stdout and "--bootstrap_k" in out.stdout
+
+
+def test_user_errors_exit_2_without_traceback(tmp_path):
+    out = run_train("--preset", "nope", timeout=120)
+    assert out.returncode == 2 and "unknown preset 'nope'" in out.stderr
+    assert "Traceback" not in out.stderr
+    (tmp_path / "x").write_text("")
+    out = run_train("--preset", "smoke", "--run_dir", str(tmp_path), timeout=120)
+    assert out.returncode == 2 and "pass --resume" in out.stderr
+
+
+@pytest.mark.slow
+def test_smoke_preset_runs_every_stage_and_writes_the_run(tmp_path):
+    run_dir = tmp_path / "run"
+    out = run_train("--preset", "smoke", "--run_dir", str(run_dir))
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {"sft", "latent", "fusion", "rl", "eval"} <= set(metrics)
+    assert metrics["latent"]["thinking_tokens_inserted"] > 0
+    assert metrics["eval"]["none (no latent)"]["mean_gain_nats"] == 0.0
+    for stage in ("sft", "latent", "fusion", "rl"):
+        assert (run_dir / stage / "final" / "config.json").is_file()
+    assert (run_dir / "eval" / "table.md").read_text().startswith("| policy |")
+    assert (run_dir / "eval" / "gain_by_family.png").is_file()
+    assert json.loads((run_dir / "config.json").read_text())["pipeline"]["preset"] == "smoke"
+    assert list(run_dir.glob("*/runs/*/events.out.tfevents.*"))  # TensorBoard logs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["rloo", "ppo"])
+def test_other_algorithms_run_a_smoke_rl_stage(tmp_path, algo):
+    run_dir = tmp_path / algo
+    out = run_train("--preset", "smoke", "--algo", algo, "--stages", "rl",
+                    "--eval_per_family", "0", "--run_dir", str(run_dir))
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["rl"]["steps"] >= 1
+    assert (run_dir / "rl" / "final" / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_without_repeating_finished_stages(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["--preset", "smoke", "--stages", "sft,latent", "--eval_per_family", "0",
+            "--sft_epochs", "4", "--run_dir", str(run_dir)]
+    proc = subprocess.Popen([sys.executable, "train_rl.py", *args], cwd=ROOT, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list((run_dir / "sft").glob("checkpoint-*/trainer_state.json")):
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # mid-stage: sft has a checkpoint but no final model
+    proc.wait()
+    assert not (run_dir / "sft" / "final").exists()
+    resumed = run_train(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stdout + resumed.stderr
+    state = json.loads((run_dir / "state.json").read_text())
+    assert set(state["stages"]) == {"sft", "latent"}
+    final_mtime = (run_dir / "sft" / "final" / "config.json").stat().st_mtime_ns
+    again = run_train(*args, "--resume")
+    assert again.returncode == 0 and "[sft] finished earlier" in again.stdout
+    assert "[latent] finished earlier" in again.stdout
+    assert (run_dir / "sft" / "final" / "config.json").stat().st_mtime_ns == final_mtime
