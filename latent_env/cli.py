@@ -54,9 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return EXIT_USAGE
+    from latent_env.models import ModelNotFoundError
+    from latent_env.tools.registry import ToolRegistryError
+
     try:
         return int(func(args) or 0)
-    except (UserError, FileNotFoundError, ValueError) as exc:
+    except (UserError, FileNotFoundError, ValueError, ModelNotFoundError,
+            ToolRegistryError) as exc:
         if os.environ.get("LATENT_ENV_DEBUG"):
             raise
         print(f"latent-env {args.command}: error: {exc}", file=sys.stderr)

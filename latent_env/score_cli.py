@@ -52,18 +52,18 @@ def run_score(args: argparse.Namespace) -> int:
             "logp_without_latent": result.baseline.total,
             "logp_with_latent": result.enriched.total,
             "gain_nats": result.gain,
-            "tokens": result.baseline.tokens,
+            "tokens": [tokenizer.convert_tokens_to_string([t]) for t in result.baseline.tokens],
             "token_logprobs_without": result.baseline.token_logprobs,
             "token_logprobs_with": result.enriched.token_logprobs,
         }
         json.dump(payload, sys.stdout, indent=2)
         print()
         return 0
-    _print_table(result, latent)
+    _print_table(result, latent, tokenizer)
     return 0
 
 
-def _print_table(result, latent: str) -> None:
+def _print_table(result, latent: str, tokenizer) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -78,7 +78,8 @@ def _print_table(result, latent: str) -> None:
     for token, base, rich_lp in zip(
         result.baseline.tokens, result.baseline.token_logprobs, result.enriched.token_logprobs
     ):
-        table.add_row(repr(token), f"{base:.3f}", f"{rich_lp:.3f}", f"{rich_lp - base:+.3f}")
+        text = tokenizer.convert_tokens_to_string([token])
+        table.add_row(repr(text), f"{base:.3f}", f"{rich_lp:.3f}", f"{rich_lp - base:+.3f}")
     table.add_row(
         "[bold]total[/bold]",
         f"{result.baseline.total:.3f}",

@@ -1,0 +1,48 @@
+"""STaR / Toolformer bootstrapping: the model's own latents, kept when they raise the likelihood.
+
+For each task, ``k`` latents are sampled from the current policy and run through the environment
+exactly like an episode (tools in the sandbox, the frozen reward model scores the continuation).
+A latent is kept when its gain is at least ``min_gain`` nats (Toolformer keeps an API call when it
+lowers the loss by at least τ_f = 1.0); duplicates of a kept latent for the same task are dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from latent_env.episode import Episode, run_turns, score_episodes
+
+
+def sample_and_filter(env: Any, model_path: str, tasks: list[Any], k: int, min_gain: float,
+                      seed: int, temperature: float = 0.8,
+                      max_new_tokens: int = 128) -> tuple[list[Any], list[str], dict[str, Any]]:
+    """Returns (tasks, latents) to train on and counts of what was sampled and kept."""
+    from agents.hf import HFPolicy
+
+    policy = HFPolicy(model=model_path, temperature=temperature, max_new_tokens=max_new_tokens,
+                      seed=seed)
+    observations = [env.new_episode(t).prompt for t in tasks]
+    samples = policy.sample(observations, k, temperature, with_logprobs=False)
+    episodes, actions = [], []
+    for task, candidates in zip(tasks, samples):
+        for candidate in candidates:
+            episodes.append(Episode(task=task, prompt=""))
+            actions.append(candidate.text)
+    run_turns(episodes, actions, env.tools)
+    infos = score_episodes(episodes, env.scorer, env.rubric)
+    kept_tasks: list[Any] = []
+    kept_latents: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for episode, action, info in zip(episodes, actions, infos):
+        key = (episode.task.id, action.strip())
+        if info["reward/loglik_gain"] >= min_gain and key not in seen:
+            seen.add(key)
+            kept_tasks.append(episode.task)
+            kept_latents.append(action.strip())
+    gains = [info["reward/loglik_gain"] for info in infos]
+    return kept_tasks, kept_latents, {
+        "sampled": len(actions),
+        "kept": len(kept_latents),
+        "tasks_with_a_kept_latent": len({t.id for t in kept_tasks}),
+        "mean_sampled_gain": sum(gains) / len(gains) if gains else 0.0,
+    }
