@@ -20,13 +20,14 @@ TABLE_HEADER = (
 
 
 def policies_to_compare(ctx: RunContext, final_model: str) -> dict[str, str]:
-    """``{label: policy spec}``: base model, each trained stage that ran, oracle and none."""
+    """``{label: policy spec}``: none, the base model, the model after SFT and after the last
+    supervised stage (what RL started from), the trained model, and the oracle."""
     out = {"none (no latent)": "none", f"base ({ctx.pipeline.model})": f"hf:{ctx.pipeline.model}"}
     stages = ctx.pipeline.stage_list
-    for stage in stages:
-        entry = ctx.state.finished(stage)
-        if entry and (stage != stages[-1]):
-            out[f"after {stage}"] = f"hf:{entry['model']}"
+    supervised = [s for s in stages if s != "rl" and ctx.state.finished(s)]
+    for stage in dict.fromkeys(supervised[:1] + supervised[-1:]):
+        if stage != stages[-1]:
+            out[f"after {stage}"] = f"hf:{ctx.state.finished(stage)['model']}"
     out[f"trained ({'+'.join(stages)})"] = f"hf:{final_model}"
     out["oracle (gold program)"] = "oracle"
     return out

@@ -14,6 +14,7 @@ stage from its last Trainer checkpoint. The run ends with a before/after table o
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,10 +44,16 @@ class RunContext:
         return int(getattr(self.trl_config, "seed", 0))
 
 
+def is_main_process() -> bool:
+    """Rank 0 under ``accelerate launch`` (or a plain run): it alone writes run files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: LatentArguments,
                   evaluation: EvalArguments, trl_config: Any) -> RunContext:
     run_dir = Path(pipeline.run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()) and not pipeline.resume:
+    fresh_needed = is_main_process() and not pipeline.resume
+    if fresh_needed and run_dir.exists() and any(run_dir.iterdir()):
         raise ValueError(
             f"run directory {run_dir} is not empty; pass --resume to continue it or choose "
             "another --run_dir"
@@ -55,7 +62,8 @@ def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: Latent
     report_to = list(getattr(trl_config, "report_to", None) or ["tensorboard"])
     ctx = RunContext(pipeline, sft, latent, evaluation, trl_config, run_dir, RunState(run_dir),
                      report_to=[r for r in report_to if r != "none"])
-    write_resolved_config(ctx)
+    if is_main_process():
+        write_resolved_config(ctx)
     return ctx
 
 
@@ -106,10 +114,13 @@ def run_pipeline(ctx: RunContext) -> dict[str, Any]:
         t0 = time.perf_counter()
         final, metrics = stages.RUNNERS[stage](ctx, model_path)
         metrics["seconds"] = round(time.perf_counter() - t0, 1)
-        ctx.state.mark(stage, final, metrics)
+        if is_main_process():
+            ctx.state.mark(stage, final, metrics)
         ctx.metrics[stage] = metrics
         model_path = str(final)
     ctx.metrics["train_seconds"] = round(time.perf_counter() - started, 1)
+    if not is_main_process():
+        return ctx.metrics  # evaluation and run files belong to rank 0
     if ctx.evaluation.eval_per_family > 0:
         from latent_env.trl.evaluate import before_after
 
