@@ -120,3 +120,20 @@ def test_a_killed_run_resumes_without_repeating_finished_stages(tmp_path):
     assert again.returncode == 0 and "[sft] finished earlier" in again.stdout
     assert "[latent] finished earlier" in again.stdout
     assert (run_dir / "sft" / "final" / "config.json").stat().st_mtime_ns == final_mtime
+
+
+@pytest.mark.slow
+def test_two_process_cpu_launch_with_accelerate(tmp_path):
+    """Two gloo processes: accelerate's torchrun launcher; TRL's use_cpu picks the CPU backend."""
+    run_dir = tmp_path / "ddp"
+    accelerate = Path(sys.executable).with_name("accelerate")
+    out = subprocess.run(
+        [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "train_rl.py",
+         "--preset", "smoke", "--stages", "sft,rl", "--eval_per_family", "0",
+         "--run_dir", str(run_dir)],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("[sft] starting from") == 2  # both ranks ran the stage
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["rl"]["steps"] == 2 and (run_dir / "rl" / "final").is_dir()
