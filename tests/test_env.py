@@ -181,3 +181,27 @@ def test_render_ansi(tiny_scorer):
     env.reset(seed=0)
     env.step("<calc>1</calc>")
     assert "[reward" in env.render()
+
+
+@pytest.mark.slow
+def test_founding_example_on_the_default_model(default_scorer):
+    """A correct <python> block pays clearly more than one that prints a wrong number."""
+    env = LatentEnv(tasks="founding", split="test", scorer=default_scorer,
+                    tools=["python", "calc", "predict"])
+    rewards = {}
+    actions = {
+        "correct": "<python>\nages = [15, 16, 17]\nprint(sum(ages) // len(ages))\n</python>",
+        "founding_program": None,
+        "wrong_17": "<python>\nages = [15, 16, 17]\nprint(max(ages))\n</python>",
+        "wrong_15": "<python>\nprint(15)\n</python>",
+    }
+    for name, action in actions.items():
+        obs, info = env.reset(seed=0)
+        action = action or f"<python>\n{env.episode.task.program}\n</python>"
+        *_, info = env.step(action)
+        assert info["tools"][0]["status"] == "ok"
+        rewards[name] = info["reward/loglik_gain"]
+    print("founding example rewards (nats):", rewards)
+    assert rewards["correct"] > 0.5 and rewards["founding_program"] > 0.5
+    assert rewards["correct"] - rewards["wrong_17"] > 0.5
+    assert rewards["correct"] - rewards["wrong_15"] > 0.5

@@ -79,19 +79,15 @@ def write_resolved_config(ctx: RunContext) -> None:
 
 
 def make_env(ctx: RunContext) -> Any:
-    """The environment that pays the reward: frozen reward model, the configured tools."""
+    """The environment that pays the reward: the configured tools, and a reward model that is a
+    separate copy of ``--reward_model`` (default: the starting model), loaded on first use and
+    never trained (scoring runs under ``torch.inference_mode``)."""
     from latent_env.env import LatentEnv
-    from latent_env.models import load_model
-    from latent_env.scoring import LogLikScorer
 
     if ctx.env is None:
-        spec = ctx.pipeline.reward_model or ctx.pipeline.model
-        model, tokenizer = load_model(spec, threads=ctx.pipeline.threads or None)
-        for p in model.parameters():
-            p.requires_grad_(False)
         ctx.env = LatentEnv(
             tasks=None,
-            scorer=LogLikScorer(model, tokenizer),
+            model=ctx.pipeline.reward_model or ctx.pipeline.model,
             tools=[t for t in ctx.pipeline.tools.split(",") if t],
             reward=ctx.pipeline.reward,
         )
