@@ -1,0 +1,228 @@
+"""``hf:PATH_OR_ID|default``: any transformers causal LM writes the latent with its chat template.
+
+The observation is the user message; the model's reply (after the chat template's generation
+prompt) is the action. Generation is batched with left padding, greedy unless a temperature is
+given, and stops at ``<done/>`` or the end-of-sequence token. ``sample`` draws several candidates
+per observation with the model's mean log-prob per token of each, which the tree policy uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.base import PolicyError, PolicySpecError, Sample
+from latent_env.actions import DONE_TOKEN
+from latent_env.tasks import Task
+
+DEFAULT_MAX_NEW_TOKENS = 96
+DEFAULT_BATCH_SIZE = 8
+STOP_WINDOW = 12  # trailing tokens decoded to look for <done/> (it is 3-4 tokens long)
+
+
+def done_stopping_criteria(tokenizer: Any, prompt_length: int) -> Any:
+    """Stops each row once its generated text contains ``<done/>``.
+
+    transformers' ``stop_strings`` builds a table over the whole vocabulary on every
+    ``generate`` call (about a second for a 49k vocabulary); decoding a few trailing tokens per
+    step is far cheaper.
+    """
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class DoneStop(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            tails = input_ids[:, max(prompt_length, input_ids.shape[1] - STOP_WINDOW) :]
+            texts = tokenizer.batch_decode(tails, skip_special_tokens=True)
+            return torch.tensor([DONE_TOKEN in text for text in texts], dtype=torch.bool,
+                                device=input_ids.device)
+
+    return StoppingCriteriaList([DoneStop()])
+
+
+class HFPolicy:
+    """A Hugging Face causal LM as a policy.
+
+    Args:
+        model: ``"default"`` (SmolLM2-135M-Instruct), ``"tiny-random"``, a local checkpoint
+            directory or a hub id (see :func:`latent_env.models.load_model`).
+        temperature: 0 means greedy decoding; above 0, sampling at that temperature.
+        max_new_tokens: longest action, in tokens.
+        top_p: nucleus sampling mass (sampling only).
+        batch_size: observations per ``generate`` call.
+        seed: seed of the sampling stream until :meth:`reset` gives another.
+        loaded: an already loaded ``(model, tokenizer)`` to use instead of loading ``model``
+            (the benchmark shares the scorer's model this way).
+    """
+
+    def __init__(
+        self,
+        model: str = "default",
+        temperature: float = 0.0,
+        max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        top_p: float = 1.0,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        seed: int | None = 0,
+        loaded: tuple[Any, Any] | None = None,
+    ) -> None:
+        _check_options(model, temperature, max_new_tokens, top_p, batch_size)
+        self.model_spec = model
+        self.name = f"hf:{model}"
+        self.temperature = temperature
+        self.max_new_tokens = max_new_tokens
+        self.top_p = top_p
+        self.batch_size = batch_size
+        self._loaded = loaded
+        self.rng = np.random.default_rng(seed)
+
+    # ---- Policy protocol ---------------------------------------------------------------------
+
+    def reset(self, seed: int | None = None) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def prepare(self) -> None:
+        """Load the model now (otherwise the first call does)."""
+        self._model_and_tokenizer()
+
+    def act_batch(self, observations: list[str], tasks: list[Task] | None = None) -> list[str]:
+        samples = self.sample(observations, 1, self.temperature, with_logprobs=False)
+        return [candidates[0].text for candidates in samples]
+
+    # ---- SamplingPolicy ----------------------------------------------------------------------
+
+    def sample(
+        self,
+        observations: Sequence[str],
+        n: int,
+        temperature: float,
+        with_logprobs: bool = True,
+    ) -> list[list[Sample]]:
+        """``n`` actions per observation (greedy if ``temperature`` is 0, then all equal)."""
+        out: list[list[Sample]] = []
+        for start in range(0, len(observations), self.batch_size):
+            chunk = list(observations[start : start + self.batch_size])
+            out.extend(self._generate(chunk, n, temperature, with_logprobs))
+        return out
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    def _model_and_tokenizer(self) -> tuple[Any, Any]:
+        if self._loaded is None:
+            from latent_env.models import load_model
+
+            try:
+                self._loaded = load_model(self.model_spec)
+            except Exception as exc:  # a missing package, checkpoint or hub id
+                raise PolicyError(f"{self.name}: could not load the model: {exc}") from exc
+        return self._loaded
+
+    def prompts(self, observations: Sequence[str]) -> list[str]:
+        """Each observation as a user message in the model's chat template (raw if it has none)."""
+        _, tokenizer = self._model_and_tokenizer()
+        if not getattr(tokenizer, "chat_template", None):
+            return list(observations)
+        return [
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": obs}], tokenize=False, add_generation_prompt=True
+            )
+            for obs in observations
+        ]
+
+    def _generate(
+        self, observations: list[str], n: int, temperature: float, with_logprobs: bool
+    ) -> list[list[Sample]]:
+        import torch
+
+        model, tokenizer = self._model_and_tokenizer()
+        batch = tokenizer(self.prompts(observations), return_tensors="pt", padding=True,
+                          padding_side="left", add_special_tokens=False)
+        per_prompt = n if temperature > 0 else 1  # greedy: every copy would be the same
+        config = self._generation_config(tokenizer, per_prompt, temperature, with_logprobs)
+        # A private stream per call: the same seed gives the same samples, and the caller's
+        # global torch RNG is left as it was.
+        call_seed = int(self.rng.integers(2**31))
+        stop = done_stopping_criteria(tokenizer, batch["input_ids"].shape[1])
+        with torch.random.fork_rng(devices=[]), torch.inference_mode():
+            torch.manual_seed(call_seed)
+            out = model.generate(**batch, generation_config=config, stopping_criteria=stop)
+        new_tokens = out.sequences[:, batch["input_ids"].shape[1] :]
+        lengths = _generated_lengths(new_tokens, _stop_ids(tokenizer))
+        texts = [
+            _cut_at_done(tokenizer.decode(row[:length], skip_special_tokens=True))
+            for row, length in zip(new_tokens, lengths)
+        ]
+        means = _mean_logprobs(out.logits, new_tokens, lengths) if with_logprobs else None
+        rows = [Sample(text, means[i] if means else 0.0) for i, text in enumerate(texts)]
+        groups = [rows[i * per_prompt : (i + 1) * per_prompt] for i in range(len(observations))]
+        return [group * (n // per_prompt) for group in groups]
+
+    def _generation_config(
+        self, tokenizer: Any, n: int, temperature: float, with_logprobs: bool
+    ) -> Any:
+        from transformers import GenerationConfig
+
+        sampling = temperature > 0
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (
+            tokenizer.eos_token_id)
+        extra = {"temperature": temperature, "top_p": self.top_p, "top_k": 0} if sampling else {}
+        return GenerationConfig(
+            max_new_tokens=self.max_new_tokens,
+            do_sample=sampling,
+            num_return_sequences=n,
+            pad_token_id=pad,
+            eos_token_id=tokenizer.eos_token_id,
+            return_dict_in_generate=True,
+            output_logits=with_logprobs,
+            **extra,
+        )
+
+
+def _check_options(
+    model: str, temperature: float, max_new_tokens: int, top_p: float, batch_size: int
+) -> None:
+    if not model:
+        raise PolicySpecError("hf: needs a model: hf:default, hf:tiny-random, hf:PATH or hf:ID")
+    if model.startswith((".", "/", "~")) and not Path(model).expanduser().exists():
+        raise PolicySpecError(f"hf:{model}: no such model directory")
+    if temperature < 0:
+        raise PolicySpecError(f"hf:{model}: temperature must be >= 0, got {temperature}")
+    if max_new_tokens < 1 or batch_size < 1:
+        raise PolicySpecError(f"hf:{model}: max_new_tokens and batch_size must be positive")
+    if not 0 < top_p <= 1:
+        raise PolicySpecError(f"hf:{model}: top_p must be in (0, 1], got {top_p}")
+
+
+def _stop_ids(tokenizer: Any) -> set[int]:
+    ids = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+    return {i for i in ids if i is not None}
+
+
+def _generated_lengths(new_tokens: Any, stop_ids: set[int]) -> list[int]:
+    """Tokens each row generated before its first end-of-sequence or padding token."""
+    lengths = []
+    for row in new_tokens.tolist():
+        end = next((i for i, token in enumerate(row) if token in stop_ids), len(row))
+        lengths.append(end)
+    return lengths
+
+
+def _mean_logprobs(logits: Sequence[Any], new_tokens: Any, lengths: list[int]) -> list[float]:
+    """Mean log-prob (at temperature 1, from the raw logits) of each row's generated tokens."""
+    import torch
+
+    totals = torch.zeros(new_tokens.shape[0], dtype=torch.float64)
+    lengths_t = torch.tensor(lengths)
+    for step, step_logits in enumerate(logits):  # one [rows, vocab] tensor per step
+        logp = torch.log_softmax(step_logits.float(), dim=-1)
+        chosen = logp.gather(-1, new_tokens[:, step : step + 1]).squeeze(-1).double()
+        totals += torch.where(lengths_t > step, chosen, torch.zeros_like(chosen))
+    return [float(t / n) if n else 0.0 for t, n in zip(totals, lengths)]
+
+
+def _cut_at_done(text: str) -> str:
+    """Keep the action up to and including ``<done/>``; anything after it is ignored anyway."""
+    head, found, _ = text.partition(DONE_TOKEN)
+    return (head + found).strip()

@@ -1,0 +1,137 @@
+"""Subprocess smoke tests of the CLI, and ``latent-env complete`` in process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from latent_env.bench.complete import greedy_continuation
+from latent_env.cli import main
+from tests.test_agents import one_torch_thread  # noqa: F401 (autouse: one torch thread)
+
+ROOT = Path(__file__).resolve().parents[1]
+HANDMADE = ROOT / "tests" / "fixtures" / "handmade.jsonl"
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LATENT_ENV_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "latent_env.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    "command, expected",
+    [
+        ("bench", ["--policy SPEC", "--episodes", "--jobs", "--families", "(default: synthetic)"]),
+        ("complete", ["--max-new-tokens", "(default: hf:default)", "--policy SPEC"]),
+    ],
+)
+def test_help(command, expected):
+    done = run_cli(command, "--help")
+    assert done.returncode == 0, done.stderr
+    for text in expected:
+        assert text in done.stdout
+
+
+def test_tiny_bench_run_in_a_subprocess(tmp_path):
+    done = run_cli(
+        "bench",
+        "--model",
+        "tiny-random",
+        "--policy",
+        "none",
+        "--policy",
+        "oracle",
+        "--tasks",
+        str(HANDMADE),
+        "--out",
+        "tmp",
+        "--jobs",
+        "2",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "tmp" / "results.json").read_text())
+    assert list(results["policies"]) == ["none", "oracle"]
+    assert results["policies"]["none"]["mean_gain_nats"] == 0.0
+    assert "latent-env bench: policies" in done.stdout and "oracle" in done.stdout
+    assert (tmp_path / "tmp" / "report.html").is_file()
+
+
+def test_a_user_mistake_in_a_subprocess_is_one_line(tmp_path):
+    done = run_cli("bench", "--policy", "nonsense", "--tasks", str(HANDMADE), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "latent-env bench: error: unknown policy 'nonsense'; SPEC is one of: none, random, "
+        "oracle, hf:PATH_OR_ID, openai:BASE_URL#MODEL, tree:BASE_SPEC"
+    ]
+
+
+def test_complete_prints_latent_tools_and_both_continuations(capsys, tiny):
+    text = "Tom has 12 apples and buys 30 more. Now he has"
+    # Seed 2: the random policy writes two <calc> blocks for this text.
+    code = main(
+        [
+            "complete",
+            text,
+            "--policy",
+            "random",
+            "--model",
+            "tiny-random",
+            "--max-new-tokens",
+            "5",
+            "--tools",
+            "calc",
+            "--seed",
+            "2",
+            "--json",
+        ]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["tools"]) == 2
+    for call in result["tools"]:
+        assert call["tag"] == "calc" and call["status"] == "ok"
+        assert f"<output>{call['output']}</output>" in result["latent"]
+    model, tokenizer = tiny
+    assert result["continuation_without_latent"] == greedy_continuation(model, tokenizer, text, 5)
+    latent_context = f"<|latent|>{result['latent']}<|latent|>{text}"
+    assert result["continuation_with_latent"] == greedy_continuation(
+        model, tokenizer, latent_context, 5
+    )
+
+
+def test_complete_text_output(capsys):
+    code = main(
+        [
+            "complete",
+            "One plus one is",
+            "--policy",
+            "none",
+            "--model",
+            "tiny-random",
+            "--max-new-tokens",
+            "3",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "(empty latent)" in out and "continuation given c(X, L)" in out
+    assert "continuation given X alone" in out
+
+
+def test_complete_with_the_oracle_explains_why_not(capsys):
+    code = main(["complete", "Some text", "--policy", "oracle", "--model", "tiny-random"])
+    assert code == 1
+    assert "the oracle needs the tasks" in capsys.readouterr().err
