@@ -6,15 +6,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
-from gymnasium import spaces
 
 from latent_env.episode import (
-    TEXT_CHARSET,
     Episode,
     fit_observation,
     run_turns,
     sanitize_text,
     score_episodes,
+    text_space,
 )
 from latent_env.tools.base import Tool
 from rewards.rubric import Rubric
@@ -155,10 +154,8 @@ class LatentEnv(gym.Env):
         self.prompt = prompt or DEFAULT_PROMPT
         self.max_action_chars = max_action_chars
         self.render_mode = render_mode
-        self.action_space = spaces.Text(max_action_chars, min_length=0, charset=TEXT_CHARSET)
-        self.observation_space = spaces.Text(
-            MAX_OBSERVATION_CHARS, min_length=1, charset=TEXT_CHARSET
-        )
+        self.action_space = text_space(max_action_chars, min_length=0)
+        self.observation_space = text_space(MAX_OBSERVATION_CHARS, min_length=1)
         self.episode: Episode | None = None
         self._last_info: dict[str, Any] = {}
 

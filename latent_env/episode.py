@@ -25,6 +25,25 @@ TEXT_CHARSET = frozenset(
     )
 )
 REPLACEMENT = "\ufffd"
+_TEXT_SPACES: dict[tuple[int, int], Any] = {}
+
+
+def text_space(max_length: int, min_length: int) -> Any:
+    """A ``gymnasium.spaces.Text`` over ``TEXT_CHARSET``, cheap to make many times.
+
+    Building the space indexes its 63k-character charset (~50 ms); later spaces of the same shape
+    are shallow copies that share those read-only tables but own their random generator.
+    """
+    import copy
+
+    from gymnasium import spaces
+
+    key = (max_length, min_length)
+    if key not in _TEXT_SPACES:
+        _TEXT_SPACES[key] = spaces.Text(max_length, min_length=min_length, charset=TEXT_CHARSET)
+    space = copy.copy(_TEXT_SPACES[key])
+    space._np_random = None  # its own generator, seeded on first use or by .seed()
+    return space
 
 
 def sanitize_text(value: Any, max_chars: int) -> tuple[str, bool]:

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
 
 from latent_env.env import LatentEnv
 from latent_env.episode import fit_observation, run_turns
@@ -45,8 +45,10 @@ class LatentVectorEnv(VectorEnv):
         self.num_envs = num_envs
         self.single_action_space = first.action_space
         self.single_observation_space = first.observation_space
-        self.action_space = batch_space(first.action_space, num_envs)
-        self.observation_space = batch_space(first.observation_space, num_envs)
+        # Tuple spaces of the sub-envs' own Text spaces: batch_space would deep-copy the 63k-char
+        # charset once per sub-env (~0.2 s each).
+        self.action_space = spaces.Tuple([env.action_space for env in self.envs])
+        self.observation_space = spaces.Tuple([env.observation_space for env in self.envs])
         self.render_mode = env_kwargs.get("render_mode")
         self._needs_reset = np.zeros(num_envs, dtype=bool)
 
