@@ -137,3 +137,18 @@ def test_two_process_cpu_launch_with_accelerate(tmp_path):
     assert out.stdout.count("[sft] starting from") == 2  # both ranks ran the stage
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["rl"]["steps"] == 2 and (run_dir / "rl" / "final").is_dir()
+
+
+def test_run_directory_defaults(tmp_path, monkeypatch):
+    from latent_env.trl.pipeline import resolve_run_dir
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    fresh = resolve_run_dir("", False, root=tmp_path)
+    assert fresh.parent == tmp_path and fresh.name[:8].isdigit()
+    with pytest.raises(ValueError, match="no run with a state.json"):
+        resolve_run_dir("", True, root=tmp_path)
+    for name in ("20260101-000000", "20260102-000000"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "state.json").write_text("{}")
+    assert resolve_run_dir("", True, root=tmp_path).name == "20260102-000000"
+    assert resolve_run_dir("explicit", True, root=tmp_path) == Path("explicit")

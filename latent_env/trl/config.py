@@ -43,8 +43,9 @@ class PipelineArguments:
     reward: str = field(default="loglik_gain=1", metadata={
         "help": "reward rubric as term=weight pairs (see rewards.rubric.TERMS); unmentioned "
                 "terms are logged with weight 0"})
-    run_dir: str = field(default="runs/latest", metadata={
-        "help": "run directory: resolved config, logs, per-stage checkpoints, metrics, report"})
+    run_dir: str = field(default="", metadata={
+        "help": "run directory: resolved config, logs, per-stage checkpoints, metrics, report "
+                "(default: runs/<date-time>; with --resume, the newest run in runs/)"})
     resume: bool = field(default=False, metadata={
         "help": "continue the run in --run_dir: finished stages are skipped, an interrupted "
                 "stage restarts from its last checkpoint"})

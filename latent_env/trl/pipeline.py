@@ -49,9 +49,25 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def resolve_run_dir(run_dir: str, resume: bool, root: Path = Path("runs")) -> Path:
+    """An explicit directory, else the newest run under ``runs/`` (resume) or a new dated one."""
+    if run_dir:
+        return Path(run_dir)
+    if resume:
+        runs = sorted(p for p in root.glob("*") if (p / "state.json").is_file())
+        if not runs:
+            raise ValueError(f"--resume: no run with a state.json under {root}/; pass --run_dir")
+        return runs[-1]
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Every rank must pick the same name; they share the launcher as parent process.
+        return root / f"{time.strftime('%Y%m%d')}-launch{os.getppid()}"
+    return root / time.strftime("%Y%m%d-%H%M%S")
+
+
 def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: LatentArguments,
                   evaluation: EvalArguments, trl_config: Any) -> RunContext:
-    run_dir = Path(pipeline.run_dir)
+    run_dir = resolve_run_dir(pipeline.run_dir, pipeline.resume)
+    pipeline.run_dir = str(run_dir)
     fresh_needed = is_main_process() and not pipeline.resume
     if fresh_needed and run_dir.exists() and any(run_dir.iterdir()):
         raise ValueError(
