@@ -3,7 +3,7 @@
     python train_rl.py                      # the default CPU pipeline (SmolLM2-135M, ~30 min)
     python train_rl.py --preset smoke       # every stage on a tiny model, under two minutes
     python train_rl.py --algo rloo --stages sft,rl --run_dir runs/rloo
-    python train_rl.py --resume --run_dir runs/latest     # continue a killed run
+    python train_rl.py --resume             # continue the newest run in runs/ after a kill
     accelerate launch --cpu --num_processes 2 train_rl.py --preset smoke
 
 Presets live in latent_env/trl/presets/*.yaml; any flag overrides them, and every option of the
