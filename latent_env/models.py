@@ -126,16 +126,21 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.is_quantized = False
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        try:
-            tmp.rename(target)
-        except OSError:
-            # Another process finished the same conversion first; its result is as good as ours.
-            if not (target / "config.json").is_file():
-                raise
+        _publish(model, tokenizer, tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(model: Any, tokenizer: Any, tmp: Path, target: Path) -> None:
+    """Save into ``tmp`` and rename it to ``target`` in one step (no half checkpoint is seen)."""
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        tmp.rename(target)
+    except OSError:
+        # Another process finished the same checkpoint first; its result is as good as ours.
+        if not (target / "config.json").is_file():
+            raise
 
 
 def _remove_abandoned_conversions(target: Path) -> None:
@@ -199,12 +204,7 @@ def checkpoint_path(spec: str) -> str:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tiny-random.tmp-", dir=target.parent))
         try:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            tmp.rename(target)
-        except OSError:
-            if not (target / "config.json").is_file():
-                raise
+            _publish(model, tokenizer, tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return str(target)

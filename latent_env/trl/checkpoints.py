@@ -33,6 +33,15 @@ def save_final(trainer: Any, tokenizer: Any, out_dir: Path) -> Path:
     return final
 
 
+def train_and_save(trainer: Any, tokenizer: Any, out_dir: Path, resume: bool) -> tuple[Any, Path]:
+    """Train (from the last checkpoint when resuming), then save ``out_dir/final``."""
+    checkpoint = last_checkpoint(out_dir) if resume else None
+    if checkpoint:
+        print(f"resuming from {checkpoint}")
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    return result, save_final(trainer, tokenizer, out_dir)
+
+
 class RunState:
     """``state.json`` in the run directory: which stages finished and where their models are."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from latent_env.trl.checkpoints import last_checkpoint, save_final
+from latent_env.trl.checkpoints import train_and_save
 from latent_env.trl.data import gold_latent, user_turn
 from latent_env.trl.pipeline import RunContext, make_env
 
@@ -71,11 +71,7 @@ def run_latent_tuning(ctx: RunContext, model_path: str, stage: str,
     dataset = Dataset.from_list([e.as_processed() for e in examples])
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset,
                          processing_class=tokenizer)
-    checkpoint = last_checkpoint(out) if ctx.pipeline.resume else None
-    if checkpoint:
-        print(f"resuming from {checkpoint}")
-    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    final = save_final(trainer, tokenizer, out)
+    result, final = train_and_save(trainer, tokenizer, out, ctx.pipeline.resume)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     inserted = sum(len(e.thinking_positions) for e in examples)
     return final, {

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from latent_env.env import LatentEnv
-from latent_env.trl.checkpoints import last_checkpoint, save_final
+from latent_env.trl.checkpoints import train_and_save
 from rewards.trl import EnvReward
 
 
@@ -54,11 +54,7 @@ def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
     )
-    checkpoint = last_checkpoint(out_dir) if resume else None
-    if checkpoint:
-        print(f"resuming from {checkpoint}")
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    final = save_final(trainer, tokenizer, out_dir)
+    _, final = train_and_save(trainer, tokenizer, out_dir, resume)
     return final, summarise_log(trainer.state.log_history)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from latent_env.trl.checkpoints import last_checkpoint, save_final
+from latent_env.trl.checkpoints import train_and_save
 
 
 def sft_config(out_dir: Path, *, epochs: float, max_steps: int, learning_rate: float,
@@ -50,11 +50,7 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, conf
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
     )
-    checkpoint = last_checkpoint(out_dir) if resume else None
-    if checkpoint:
-        print(f"resuming from {checkpoint}")
-    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    final = save_final(trainer, tokenizer, out_dir)
+    result, final = train_and_save(trainer, tokenizer, out_dir, resume)
     history = [h for h in trainer.state.log_history if "loss" in h]
     return final, {
         "train_loss": result.training_loss,
