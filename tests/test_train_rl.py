@@ -98,7 +98,7 @@ def test_other_algorithms_run_a_smoke_rl_stage(tmp_path, algo):
 def test_a_killed_run_resumes_without_repeating_finished_stages(tmp_path):
     run_dir = tmp_path / "run"
     args = ["--preset", "smoke", "--stages", "sft,latent", "--eval_per_family", "0",
-            "--sft_epochs", "4", "--run_dir", str(run_dir)]
+            "--sft_epochs", "40", "--run_dir", str(run_dir)]
     proc = subprocess.Popen([sys.executable, "train_rl.py", *args], cwd=ROOT, env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

@@ -35,21 +35,22 @@ def policies_to_compare(ctx: RunContext, final_model: str) -> dict[str, str]:
 
 def before_after(ctx: RunContext, final_model: str) -> dict[str, Any]:
     from agents.registry import make_policy
-    from latent_env.bench.runner import VectorEnvPool, run_policy
+    from latent_env.bench.runner import EpisodeStepper, run_policy
     from latent_env.bench.stats import summarize_policy
 
     env = make_env(ctx)
     tasks = split_tasks(ctx.pipeline.tasks, "test", ctx.evaluation.eval_per_family)
-    pool = VectorEnvPool(env.scorer, env.tools)
+    stepper = EpisodeStepper(env.scorer, env.tools, min(ctx.evaluation.eval_batch_size,
+                                                        len(tasks)), prompt=env.prompt)
     summaries: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
     for label, spec in policies_to_compare(ctx, final_model).items():
-        policy = make_policy(
-            spec, tools=env.tools, max_new_tokens=ctx.evaluation.eval_max_new_tokens,
-            batch_size=ctx.evaluation.eval_batch_size,
-        ) if spec.startswith("hf:") else make_policy(spec, tools=env.tools)
+        options = ({"max_new_tokens": ctx.evaluation.eval_max_new_tokens,
+                    "batch_size": ctx.evaluation.eval_batch_size}
+                   if spec.startswith("hf:") else {})
+        policy = make_policy(spec, tools=env.tools, **options)
         print(f"[eval] {label}: {len(tasks)} test tasks")
-        run = run_policy(policy, tasks, pool, jobs=ctx.evaluation.eval_batch_size, seed=ctx.seed)
+        run = run_policy(policy, tasks, stepper, seed=ctx.seed)
         for record in run.records:
             record["policy"] = label
         summaries[label] = summarize_policy(label, run.records, ctx.seed, run.wall_s, run.error)

@@ -31,9 +31,10 @@ def trainer_flags(ctx: RunContext) -> dict[str, Any]:
 
 
 def load_policy(ctx: RunContext, model_path: str) -> tuple[Any, Any]:
-    from latent_env.models import load_model
+    from latent_env.models import checkpoint_path, load_model
 
-    model, tokenizer = load_model(model_path, threads=ctx.pipeline.threads or None)
+    # A real path, so trainers that reload the model by name (RLOO's reference model) can.
+    model, tokenizer = load_model(checkpoint_path(model_path), threads=ctx.pipeline.threads or None)
     model.train()
     return model, tokenizer
 
