@@ -186,6 +186,8 @@ def load_model(spec: str = "default", dtype: Any = None, threads: int | None = N
     import latent_env.thoughts  # noqa: F401  (registers LatentThoughtModel with the Auto classes)
 
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    # Checkpoints saved by a Trainer carry use_cache=False; generation needs the KV cache.
+    model.config.use_cache = True
     model.eval()
     return model, tokenizer
 

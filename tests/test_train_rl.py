@@ -152,3 +152,14 @@ def test_run_directory_defaults(tmp_path, monkeypatch):
         (tmp_path / name / "state.json").write_text("{}")
     assert resolve_run_dir("", True, root=tmp_path).name == "20260102-000000"
     assert resolve_run_dir("explicit", True, root=tmp_path) == Path("explicit")
+
+
+@pytest.mark.slow
+def test_saved_policies_generate_with_the_kv_cache(tmp_path):
+    """Trainers save use_cache=False; left that way, generation recomputes every prefix."""
+    run_dir = tmp_path / "run"
+    out = run_train("--preset", "smoke", "--stages", "sft", "--eval_per_family", "0",
+                    "--run_dir", str(run_dir))
+    assert out.returncode == 0, out.stderr[-3000:]
+    config = json.loads((run_dir / "sft" / "final" / "config.json").read_text())
+    assert config["use_cache"] is True
