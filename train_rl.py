@@ -1,6 +1,6 @@
 """Train a policy to write latent data: supervised stages, then RL on the environment's reward.
 
-    python train_rl.py                      # the default CPU pipeline (SmolLM2-135M, ~30 min)
+    python train_rl.py                      # the default CPU pipeline on SmolLM2-135M (see README)
     python train_rl.py --preset smoke       # every stage on a tiny model, under two minutes
     python train_rl.py --algo rloo --stages sft,rl --run_dir runs/rloo
     python train_rl.py --resume             # continue the newest run in runs/ after a kill
