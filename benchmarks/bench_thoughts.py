@@ -45,7 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mode", choices=("hidden", "fusion"), default="fusion")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--naive-reps", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core VM)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--append", default=None, help="append a markdown section to this file")
     return parser.parse_args(argv)

@@ -12,12 +12,12 @@ from latent_env.thoughts.fusion import latent_input_embedding, nucleus_distribut
 from latent_env.thoughts.reference import reference_greedy, reference_logits
 from latent_env.thoughts.schedule import aligned_starts, wave_plan
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 TOL = 1e-5
 
 
 def build(**settings):
-    base, tokenizer = load_model("tiny-random", threads=2)
+    base, tokenizer = load_model("tiny-random", threads=1)
     return add_thinking_token(base, tokenizer, **settings), tokenizer
 
 
@@ -309,7 +309,7 @@ def test_save_and_reload_keep_mode_alpha_and_token(tmp_path):
 
 
 def test_add_thinking_token_initialises_the_row_to_the_mean_embedding():
-    base, tokenizer = load_model("tiny-random", threads=2)
+    base, tokenizer = load_model("tiny-random", threads=1)
     old = base.get_input_embeddings().weight.detach().clone()
     ltm = add_thinking_token(base, tokenizer)
     table = ltm.get_input_embeddings().weight

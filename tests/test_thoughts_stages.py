@@ -16,12 +16,12 @@ from latent_env.thoughts.stages import (
 )
 from latent_env.thoughts.traces import arithmetic_traces, format_trace
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    base, tokenizer = load_model("tiny-random", threads=2)
+    base, tokenizer = load_model("tiny-random", threads=1)
     return add_thinking_token(base, tokenizer), tokenizer
 
 
