@@ -159,6 +159,15 @@ def test_labels_loss_is_shifted_cross_entropy(model):
         model(input_ids=ids, labels=labels, logits_to_keep=3)
 
 
+def test_packed_rows_are_rejected(model):
+    """Position ids that restart inside a row without a mask mean packing: not supported."""
+    with pytest.raises(ValueError, match="packed"):
+        model(
+            input_ids=torch.tensor([[400, 500, 600, 400, 500]]),
+            position_ids=torch.tensor([[0, 1, 2, 0, 1]]),
+        )
+
+
 def test_tuple_output_and_all_hidden_states(model):
     ids, mask = thinking_batch(model.thinking_token_id)
     with torch.no_grad():
@@ -386,3 +395,40 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     ltm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
     with pytest.raises(ValueError, match="non-reentrant"):
         ltm(input_ids=ids, attention_mask=mask, labels=labels)
+
+
+@pytest.mark.slow
+def test_default_model_segment_forward_and_generate_match_the_reference():
+    """The real SmolLM2 (30 layers, grouped-query attention), fusion mode, left padding."""
+    from latent_env.models import ModelNotFoundError
+
+    try:
+        base, tokenizer = load_model("default", threads=1)
+    except ModelNotFoundError as error:
+        pytest.skip(str(error))
+    ltm = add_thinking_token(base, tokenizer, mode="fusion", alpha=0.6).eval()
+    tid = ltm.thinking_token_id
+    tokenizer.padding_side = "left"
+    enc = tokenizer(
+        ["Tom has 12 apples and buys 7 more. He has", "Ann: 3 + 4 ="],
+        return_tensors="pt",
+        padding=True,
+    )
+    ids = enc.input_ids.clone()
+    ids[0, -3], ids[1, -5:-3] = tid, tid
+    with torch.no_grad():
+        fast = ltm(input_ids=ids, attention_mask=enc.attention_mask).logits
+        slow = reference_logits(ltm, ids, enc.attention_mask)
+    assert (fast - slow)[enc.attention_mask.bool()].abs().max() < 1e-4
+    width = ids.shape[1]
+    processors = LogitsProcessorList([ForceTokenAt(width, {0: {1}, 1: {2, 3}}, tid)])
+    out = ltm.generate(
+        input_ids=ids,
+        attention_mask=enc.attention_mask,
+        max_new_tokens=5,
+        do_sample=False,
+        logits_processor=processors,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=None,
+    )
+    assert torch.equal(out, reference_greedy(ltm, ids, enc.attention_mask, 5, processors))

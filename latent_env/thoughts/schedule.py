@@ -12,8 +12,8 @@ schedules respect that:
   row segment; shorter rows are filled with masked filler columns. Every column of every row
   lands in exactly one block; ``inverse`` maps the joined blocks back to the sequence.
 
-On a CPU the number of passes dominates (each pass streams all weights once, forward and
-backward), which is why training uses waves.
+Every pass streams all weights once forward and once backward; on a CPU that cost dominates
+when segments are short, so training and scoring use waves (see benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

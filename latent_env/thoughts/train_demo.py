@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -220,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     shown = sys.argv[1:] if argv is None else list(argv)
     report: dict[str, Any] = {
-        "command": "python -m latent_env.thoughts.train_demo " + " ".join(shown),
+        "command": "python -m latent_env.thoughts.train_demo " + shlex.join(shown),
         "source": source,
         "n_train": len(train),
         "n_eval": len(held),
