@@ -15,6 +15,7 @@ from agents import PolicyError, make_policy
 from agents.openai import OpenAIPolicy
 from latent_env.cli import main
 from tests.test_agents import one_torch_thread  # noqa: F401 (autouse: one torch thread)
+from tests.test_bench import bench_args
 
 HANDMADE = Path(__file__).parent / "fixtures" / "handmade.jsonl"
 SLOW_SECONDS = 2.0
@@ -149,27 +150,7 @@ def test_bench_marks_the_failed_server_and_runs_the_others(server, tmp_path, cap
     out = tmp_path / "bench"
     broken = f"openai:{server.base_url}#broken?retries=1&backoff=0"
     working = f"openai:{server.base_url}#echo"
-    code = main(
-        [
-            "bench",
-            "--model",
-            "tiny-random",
-            "--tasks",
-            str(HANDMADE),
-            "--out",
-            str(out),
-            "--policy",
-            "none",
-            "--policy",
-            broken,
-            "--policy",
-            working,
-            "--jobs",
-            "3",
-            "--tools",
-            "calc",
-        ]
-    )
+    code = main(bench_args(out, "none", broken, working, extra=("--tools", "calc")))
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     failed = results["policies"][broken]

@@ -15,6 +15,7 @@ from latent_env.bench.report import gain_colour, render_report, token_span
 from latent_env.bench.stats import summarize_policy
 from latent_env.cli import main
 from tests.test_agents import one_torch_thread  # noqa: F401 (autouse: one torch thread)
+from tests.test_bench import bench_args
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDMADE = ROOT / "tests" / "fixtures" / "handmade.jsonl"
@@ -133,23 +134,7 @@ def test_highlighter_marks_python_and_escapes_it():
 @pytest.fixture(scope="module")
 def report_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report")
-    args = [
-        "bench",
-        "--model",
-        "tiny-random",
-        "--tasks",
-        str(HANDMADE),
-        "--out",
-        str(out),
-        "--policy",
-        "none",
-        "--policy",
-        "oracle",
-        "--policy",
-        "random",
-        "--jobs",
-        "3",
-    ]
+    args = bench_args(out, "none", "oracle", "random")
     assert main(args) == 0
     return out
 

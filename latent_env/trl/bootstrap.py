@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from latent_env.episode import Episode, run_turns, score_episodes
+from rewards.trl import EnvReward
 
 
 def sample_and_filter(env: Any, model_path: str, tasks: list[Any], k: int, min_gain: float,
@@ -23,25 +23,22 @@ def sample_and_filter(env: Any, model_path: str, tasks: list[Any], k: int, min_g
                       seed=seed)
     observations = [env.new_episode(t).prompt for t in tasks]
     samples = policy.sample(observations, k, temperature, with_logprobs=False)
-    episodes, actions = [], []
-    for task, candidates in zip(tasks, samples):
-        for candidate in candidates:
-            episodes.append(Episode(task=task, prompt=""))
-            actions.append(candidate.text)
-    run_turns(episodes, actions, env.tools)
-    infos = score_episodes(episodes, env.scorer, env.rubric)
+    pairs = [(t, c.text) for t, candidates in zip(tasks, samples) for c in candidates]
+    # Scored exactly as RL rewards are: tools in the sandbox, then the frozen reward model.
+    reward = EnvReward(env, term="loglik_gain")
+    gains = reward([""] * len(pairs), [a for _, a in pairs],
+                   task=[t.to_dict() for t, _ in pairs])
     kept_tasks: list[Any] = []
     kept_latents: list[str] = []
     seen: set[tuple[str, str]] = set()
-    for episode, action, info in zip(episodes, actions, infos):
-        key = (episode.task.id, action.strip())
-        if info["reward/loglik_gain"] >= min_gain and key not in seen:
+    for (task, action), gain in zip(pairs, gains):
+        key = (task.id, action.strip())
+        if gain >= min_gain and key not in seen:
             seen.add(key)
-            kept_tasks.append(episode.task)
+            kept_tasks.append(task)
             kept_latents.append(action.strip())
-    gains = [info["reward/loglik_gain"] for info in infos]
     return kept_tasks, kept_latents, {
-        "sampled": len(actions),
+        "sampled": len(pairs),
         "kept": len(kept_latents),
         "tasks_with_a_kept_latent": len({t.id for t in kept_tasks}),
         "mean_sampled_gain": sum(gains) / len(gains) if gains else 0.0,
