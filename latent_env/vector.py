@@ -54,7 +54,11 @@ class LatentVectorEnv(VectorEnv):
 
     @property
     def scorer(self) -> Any:
-        scorer = self.envs[0].scorer  # loads the model once, then every sub-env shares it
+        return self.share_scorer()
+
+    def share_scorer(self) -> Any:
+        """Load the scorer once (in the first sub-env) and hand it to every other sub-env."""
+        scorer = self.envs[0].scorer
         for env in self.envs[1:]:
             env._scorer = scorer
         return scorer
@@ -91,7 +95,7 @@ class LatentVectorEnv(VectorEnv):
                 ending.append(i)
             else:
                 infos = self._add_info(infos, {"turn": ep.turns}, i)
-        self.scorer  # noqa: B018 - make sure every sub-env shares the loaded scorer
+        self.share_scorer()
         finished = self.envs[0].finish([self.envs[i].episode for i in ending])
         for i, info in zip(ending, finished):
             rewards[i] = info["reward/total"]

@@ -8,6 +8,7 @@ the tool registered for ``TAG`` and puts the result back into the latent as
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -37,7 +38,7 @@ class ToolOutput:
         return asdict(self)
 
 
-class Tool:
+class Tool(ABC):
     """Base class for tools. Subclasses set ``name``, ``tag``, ``description`` and ``run``.
 
     ``run_batch`` runs many blocks at once; the default loops, tools with a pool override it.
@@ -48,8 +49,9 @@ class Tool:
     tag: ClassVar[str] = ""
     description: ClassVar[str] = ""
 
+    @abstractmethod
     def run(self, text: str) -> ToolOutput:
-        raise NotImplementedError
+        """The output for one block's text."""
 
     def run_batch(self, texts: Sequence[str]) -> list[ToolOutput]:
         return [self.safe_run(text) for text in texts]
@@ -64,7 +66,7 @@ class Tool:
             return ToolOutput("error", f"Error: {message}", message, time.perf_counter() - start)
         return result
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; most tools hold no resources
         """Release resources (worker processes, files). Called by the environment on close."""
 
     def __repr__(self) -> str:
