@@ -75,6 +75,10 @@ class PipelineArguments:
 class SFTArguments:
     """Stage 1: explicit traces (gold programs, plus self-generated latents filtered by gain)."""
 
+    sft_trace_style: str = field(default="echo", metadata={
+        "help": "how gold programs become traces: echo (the final print repeats the text's last "
+                "words before the answer, which the reward model copies far better) or program "
+                "(the task's program unchanged)"})
     sft_epochs: float = field(default=1.0, metadata={"help": "epochs over the trace dataset"})
     sft_learning_rate: float = field(default=1e-4, metadata={"help": "SFT learning rate"})
     sft_batch_size: int = field(default=8, metadata={"help": "traces per optimiser step"})
@@ -93,6 +97,9 @@ class SFTArguments:
             raise ValueError("SFT needs --sft_epochs > 0 or --sft_max_steps > 0")
         if self.bootstrap_k < 0:
             raise ValueError("--bootstrap_k must be >= 0")
+        if self.sft_trace_style not in ("echo", "program"):
+            raise ValueError(f"--sft_trace_style must be echo or program, got "
+                             f"{self.sft_trace_style!r}")
 
 
 @dataclass

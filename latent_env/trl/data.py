@@ -8,16 +8,41 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from latent_env.env import LatentEnv
 from latent_env.tasks import Task, load_tasks
 
+ECHO_WORDS = 6  # measured on 54 train tasks: 2 words +6.02 nats, 3: +6.24, 6: +6.34
+FINAL_PRINT = re.compile(r"print\((?P<args>.*)\)\s*$")
+TRACE_STYLES = ("echo", "program")
+
 
 def gold_latent(task: Task) -> str:
     """The action an ideal policy writes for a task: its gold program as a python block."""
     return f"<python>\n{task.program.strip()}\n</python>"
+
+
+def echo_latent(task: Task, words: int = ECHO_WORDS) -> str:
+    """The gold program, with its final ``print`` repeating the text's last words first.
+
+    The words come from the text's last line. The output then reads like the text itself
+    (``Now he has 15``), so the reward model can
+    copy the answer from a matching earlier phrase instead of from a bare number. On the
+    default model this raised the gain from +4.92 to +6.34 nats and answer accuracy from 44% to
+    93% (54 train tasks, benchmarks/RESULTS.md). Programs without a final ``print`` keep the
+    gold form.
+    """
+    lines = task.program.strip().split("\n")
+    match = FINAL_PRINT.match(lines[-1])
+    last_line = task.context.strip().split("\n")[-1]
+    tail = " ".join(last_line.split()[-words:])
+    if not match or not tail:
+        return gold_latent(task)
+    lines[-1] = f"print({tail!r}, {match.group('args')})"
+    return "<python>\n" + "\n".join(lines) + "\n</python>"
 
 
 def user_turn(env: LatentEnv, task: Task) -> list[dict[str, str]]:
@@ -31,9 +56,14 @@ def sft_records(env: LatentEnv, tasks: Sequence[Task], latents: Sequence[str]) -
     ]
 
 
-def gold_sft_records(env: LatentEnv, tasks: Sequence[Task]) -> list[dict]:
+def gold_sft_records(env: LatentEnv, tasks: Sequence[Task], style: str = "echo") -> list[dict]:
+    """Traces from tasks' gold programs, in ``style`` ``"echo"`` (:func:`echo_latent`) or
+    ``"program"`` (the program as written, :func:`gold_latent`)."""
+    if style not in TRACE_STYLES:
+        raise ValueError(f"trace style must be one of {TRACE_STYLES}, got {style!r}")
+    make = echo_latent if style == "echo" else gold_latent
     with_program = [t for t in tasks if t.program]
-    return sft_records(env, with_program, [gold_latent(t) for t in with_program])
+    return sft_records(env, with_program, [make(t) for t in with_program])
 
 
 def rl_records(env: LatentEnv, tasks: Sequence[Task]) -> list[dict[str, Any]]:

@@ -44,7 +44,7 @@ def run_sft_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
 
     env = make_env(ctx)
     tasks = train_tasks(ctx, "sft")
-    records = gold_sft_records(env, tasks)
+    records = gold_sft_records(env, tasks, style=ctx.sft.sft_trace_style)
     model, tokenizer = load_policy(ctx, model_path)
     out = ctx.run_dir / "sft"
     config = sft_config(
