@@ -1,11 +1,16 @@
 """GRPO step time with the environment's reward vs a constant reward: same model, same batch.
 
-    python benchmarks/bench_grpo.py [--model default] [--steps 6] [--threads 2]
+    python benchmarks/bench_grpo.py [--model default|PATH] [--steps 6] [--threads 2]
+
+Pass an SFT checkpoint (``RUN/sft/final``) as ``--model`` to time completions that really carry
+code: the untrained default model mostly writes prose, so its sandbox hardly runs.
 
 Both runs use TRL's GRPOTrainer with identical configs and prompts (the environment's observations
 for synthetic train tasks); only the reward differs. The environment's reward executes each
 completion's tool blocks in the sandbox and scores the continuation with a frozen copy of the
-model. Reports the median step time of each (the first step, which warms up, is excluded).
+model. The learning rate is 0, so both runs sample exactly the same completions (same seed, same
+weights) and the step times differ by the reward alone; the optimiser step still runs. Reports the
+median step time of each (the first step, which warms up, is excluded).
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ class StepTimer:
         self.times.append(time.perf_counter() - self._start)
 
 
-def run(model_spec: str, reward_funcs: list[Any], records: list[dict], steps: int) -> list[float]:
+def run(model_spec: str, reward_funcs: list[Any], records: list[dict], steps: int,
+        max_new: int) -> list[float]:
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -48,8 +54,8 @@ def run(model_spec: str, reward_funcs: list[Any], records: list[dict], steps: in
     model, tokenizer = load_model(model_spec)
     config = GRPOConfig(
         output_dir=tempfile.mkdtemp(prefix="bench-grpo-"), max_steps=steps,
-        per_device_train_batch_size=8, num_generations=4, max_completion_length=64,
-        learning_rate=1e-6, beta=0.0, logging_steps=1, save_strategy="no", report_to=[],
+        per_device_train_batch_size=8, num_generations=4, max_completion_length=max_new,
+        learning_rate=0.0, beta=0.0, logging_steps=1, save_strategy="no", report_to=[],
         use_cpu=True, bf16=False, gradient_checkpointing=False, seed=0, disable_tqdm=True,
     )
     timer = StepTimer()
@@ -68,6 +74,7 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-new", type=int, default=160, help="max completion tokens")
     args = parser.parse_args()
 
     from latent_env.env import LatentEnv
@@ -82,11 +89,11 @@ def main() -> None:
                     tools=["python", "calc", "predict"])
     records = rl_records(env, split_tasks("synthetic", "train", 8))
     env_funcs, _ = reward_functions(env)
-    constant = run(args.model, [constant_reward], records, args.steps)
-    with_env = run(args.model, env_funcs[:1], records, args.steps)
+    constant = run(args.model, [constant_reward], records, args.steps, args.max_new)
+    with_env = run(args.model, env_funcs[:1], records, args.steps, args.max_new)
     c, e = statistics.median(constant), statistics.median(with_env)
     print(f"model={args.model} steps={args.steps} (first excluded) threads={args.threads} "
-          "batch=8 completions (2 prompts x 4 generations), 64 new tokens max")
+          f"batch=8 completions (2 prompts x 4 generations), {args.max_new} new tokens max")
     print("| reward | median step (s) | steps timed |")
     print("|---|---|---|")
     print(f"| constant | {c:.2f} | {len(constant)} |")
