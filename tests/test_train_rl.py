@@ -38,6 +38,22 @@ def test_bad_stage_order_and_algo_are_rejected_with_a_fix():
         PipelineArguments(algo="dpo")
     with pytest.raises(ValueError, match="--sft_epochs > 0 or --sft_max_steps > 0"):
         SFTArguments(sft_epochs=0)
+    with pytest.raises(ValueError, match="--sft_trace_style must be echo or program"):
+        SFTArguments(sft_trace_style="verbose")
+
+
+def test_default_preset_leaves_room_for_the_longest_gold_latent(tmp_path):
+    """The CPU preset's generation limits must not cut a correct latent (trend programs are long)."""
+    from latent_env.models import load_tokenizer
+    from latent_env.trl.data import echo_latent, split_tasks
+
+    pipeline, sft, _, evaluation, trl_config = train_rl.parse(["--run_dir", str(tmp_path)])
+    assert pipeline.model == "default" and sft.sft_trace_style == "echo"
+    tokenizer = load_tokenizer("default")
+    longest = max(len(tokenizer(echo_latent(t))["input_ids"])
+                  for t in split_tasks(pipeline.tasks, "test", 25))
+    assert longest < evaluation.eval_max_new_tokens
+    assert longest < trl_config.max_completion_length
 
 
 def test_preset_flattening_and_cli_override(tmp_path):
