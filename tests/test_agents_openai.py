@@ -7,7 +7,6 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +16,6 @@ from latent_env.cli import main
 from tests.test_agents import one_torch_thread  # noqa: F401 (autouse: one torch thread)
 from tests.test_bench import bench_args
 
-HANDMADE = Path(__file__).parent / "fixtures" / "handmade.jsonl"
 SLOW_SECONDS = 2.0
 
 
@@ -165,22 +163,6 @@ def test_bench_marks_the_failed_server_and_runs_the_others(server, tmp_path, cap
 
 def test_bench_exits_1_when_every_policy_fails(server, tmp_path):
     broken = f"openai:{server.base_url}#broken?retries=0"
-    code = main(
-        [
-            "bench",
-            "--model",
-            "tiny-random",
-            "--tasks",
-            str(HANDMADE),
-            "--out",
-            str(tmp_path),
-            "--policy",
-            broken,
-            "--jobs",
-            "1",
-            "--tools",
-            "calc",
-        ]
-    )
+    code = main(bench_args(tmp_path, broken, extra=("--jobs", "1", "--tools", "calc")))
     assert code == 1
     assert json.loads((tmp_path / "results.json").read_text())["policies"][broken]["failed"]

@@ -161,17 +161,7 @@ def test_episodes_limit_and_families_select_the_tasks(tmp_path):
     ],
 )
 def test_user_mistakes_are_one_line_and_exit_2(tmp_path, capsys, extra, message):
-    args = [
-        "bench",
-        "--model",
-        "tiny-random",
-        "--tasks",
-        str(HANDMADE),
-        "--out",
-        str(tmp_path / "o"),
-        *extra,
-    ]
-    assert main(args) == 2
+    assert main(bench_args(tmp_path / "o", extra=extra)) == 2
     err = capsys.readouterr().err
     assert err.startswith("latent-env bench: error: ") and message in err
     assert err.count("\n") == 1 and "Traceback" not in err

@@ -14,6 +14,7 @@ from pathlib import Path
 PRESET_DIR = Path(__file__).parent / "presets"
 STAGES = ("sft", "latent", "fusion", "rl")
 ALGOS = ("grpo", "rloo", "ppo")
+TRACE_STYLES = ("echo", "program")  # see latent_env.trl.data.gold_sft_records
 
 
 def available_presets() -> list[str]:
@@ -97,7 +98,7 @@ class SFTArguments:
             raise ValueError("SFT needs --sft_epochs > 0 or --sft_max_steps > 0")
         if self.bootstrap_k < 0:
             raise ValueError("--bootstrap_k must be >= 0")
-        if self.sft_trace_style not in ("echo", "program"):
+        if self.sft_trace_style not in TRACE_STYLES:
             raise ValueError(f"--sft_trace_style must be echo or program, got "
                              f"{self.sft_trace_style!r}")
 

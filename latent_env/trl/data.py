@@ -14,10 +14,10 @@ from typing import Any
 
 from latent_env.env import LatentEnv
 from latent_env.tasks import Task, load_tasks
+from latent_env.trl.config import TRACE_STYLES
 
 ECHO_WORDS = 6  # measured on 54 train tasks: 2 words +6.02 nats, 3: +6.24, 6: +6.34
 FINAL_PRINT = re.compile(r"print\((?P<args>.*)\)\s*$")
-TRACE_STYLES = ("echo", "program")
 
 
 def gold_latent(task: Task) -> str:
