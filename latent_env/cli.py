@@ -1,4 +1,4 @@
-"""The ``latent-env`` command line: score, tasks, bench, complete.
+"""The ``latent-env`` command line: score, tasks, bench, complete, compare.
 
 Every sub-command has ``--help`` with its defaults. User mistakes print one line to stderr and
 exit with status 2; nothing prints a traceback for them (set ``LATENT_ENV_DEBUG=1`` to see one).
@@ -21,6 +21,7 @@ SUBCOMMANDS: list[tuple[str, str]] = [
     ("latent_env.tasks.cli", "add_tasks_subparser"),
     ("latent_env.bench.cli", "add_bench_subparser"),
     ("latent_env.bench.complete", "add_complete_subparser"),
+    ("latent_env.bench.compare", "add_compare_subparser"),
 ]
 
 

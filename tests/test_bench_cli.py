@@ -35,6 +35,7 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     [
         ("bench", ["--policy SPEC", "--episodes", "--jobs", "--families", "(default: synthetic)"]),
         ("complete", ["--max-new-tokens", "(default: hf:default)", "--policy SPEC"]),
+        ("compare", ["RESULTS_JSON", "--baseline POLICY", "--out OUT"]),
     ],
 )
 def test_help(command, expected):

@@ -89,7 +89,10 @@ def test_smoke_preset_runs_every_stage_and_writes_the_run(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"sft", "latent", "fusion", "rl", "eval"} <= set(metrics)
     assert metrics["latent"]["thinking_tokens_inserted"] > 0
-    assert metrics["eval"]["none (no latent)"]["mean_gain_nats"] == 0.0
+    assert metrics["eval"]["policies"]["none (no latent)"]["mean_gain_nats"] == 0.0
+    paired = metrics["eval"]["paired"]  # the rl stage against the checkpoint it started from
+    assert (paired["baseline"], paired["candidate"]) == ("after fusion", "trained (sft+latent+fusion+rl)")
+    assert paired["episodes"] == metrics["eval"]["policies"]["none (no latent)"]["episodes"]
     for stage in ("sft", "latent", "fusion", "rl"):
         assert (run_dir / stage / "final" / "config.json").is_file()
     assert (run_dir / "eval" / "table.md").read_text().startswith("| policy |")

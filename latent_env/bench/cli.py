@@ -2,8 +2,8 @@
 
 Every policy walks the same tasks through :class:`~latent_env.vector.LatentVectorEnv` with one
 shared scorer. Results go to ``OUT/results.json`` (summary per policy and family with seeded 95%
-bootstrap intervals, the configuration, every episode), ``OUT/report.html``, two PNG plots, and a
-table on stdout. For the same arguments the results are the same, except the timing fields
+bootstrap intervals, every later policy paired with the first on the same tasks, the configuration,
+every episode), ``OUT/report.html``, two PNG plots, and tables on stdout. For the same arguments the results are the same, except the timing fields
 ``episodes_per_s`` and ``wall_s``.
 
 Exit status: 0 when at least one policy ran to the end, 1 when every policy failed (each failure
@@ -48,13 +48,15 @@ def add_bench_subparser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run each policy over the tasks (one episode per task, batched through the vector "
             "env with one shared scorer) and write results.json, report.html and plots to OUT. "
+            "Every later policy is also paired with the first on the same tasks (gain difference "
+            "with its own interval, answers fixed and broken, sign test). "
             "Policy SPECs: none, random, oracle, hf:PATH_OR_ID|default, "
             "openai:BASE_URL#MODEL, tree:BASE_SPEC; options as SPEC?key=value&key=value."
         ),
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--policy", action="append", required=True, metavar="SPEC",
-                        help="a policy to run; repeat for several")
+                        help="a policy to run; repeat for several (the first is the paired baseline)")
     parser.add_argument("--tasks", default="synthetic",
                         help="suite name (synthetic, synthetic-small, founding) or FILE.jsonl")
     parser.add_argument("--split", default="test", help="split of a named suite")
@@ -185,16 +187,23 @@ def _run_all(policies: list[Any], tasks: list[Any], scorer: Any, tools: dict, ar
 
 def assemble_results(runs: list[Any], args: argparse.Namespace, n_tasks: int) -> dict[str, Any]:
     """The ``results.json`` object: policies' summaries, the configuration, every episode."""
+    from latent_env.bench.paired import paired_against
     from latent_env.bench.stats import summarize_policy
 
     policies = {
         run.spec: summarize_policy(run.spec, run.records, args.seed, run.wall_s, run.error)
         for run in runs
     }
+    episodes = [record for run in runs for record in run.records]
+    baseline = runs[0].spec if runs else ""
+    compared = [spec for spec, s in policies.items() if not s["failed"]]
+    paired = ({} if policies.get(baseline, {}).get("failed", True)
+              else paired_against(baseline, compared, episodes, args.seed))
     return {
         "policies": policies,
+        "paired": {"baseline": baseline, "against": paired},
         "config": bench_config(args, n_tasks),
-        "episodes": [record for run in runs for record in run.records],
+        "episodes": episodes,
     }
 
 
@@ -228,13 +237,14 @@ def bench_command(args: argparse.Namespace) -> str:
 def _write_outputs(results: dict[str, Any], out: Path) -> None:
     from latent_env.bench.plots import write_plots
     from latent_env.bench.report import write_report
-    from latent_env.bench.table import print_tables, wide_console
+    from latent_env.bench.table import print_paired, print_tables, wide_console
 
     write_json_atomic(out / "results.json", results)
     plots = write_plots(results["policies"], results["episodes"], out)
     write_report(results, plots, out / "report.html")
     console = wide_console()
     print_tables(results["policies"], console)
+    print_paired(results["paired"]["baseline"], results["paired"]["against"], console)
     console.print(f"results: {out / 'results.json'}   report: {out / 'report.html'}",
                   markup=False, highlight=False)
 

@@ -19,10 +19,12 @@ from typing import Any
 
 from latent_env.bench.highlight import HIGHLIGHT_CSS, highlight_python
 from latent_env.bench.table import (
+    PAIRED_COLUMNS,
     SUMMARY_COLUMNS,
     failures,
     family_rows,
     fmt_num,
+    paired_rows,
     summary_rows,
 )
 
@@ -167,6 +169,15 @@ def _legend() -> str:
     return f'<p class="legend">token colours (nats): {spans}</p>'
 
 
+def _paired_section(paired: Mapping[str, Any] | None) -> str:
+    if not paired or not paired.get("against"):
+        return ""
+    return (f"<h2>Paired against {escape(paired['baseline'])}</h2>"
+            "<p>Each task counted once: gain difference with its own interval, answers the "
+            "policy fixed or broke against the baseline.</p>"
+            + _table(PAIRED_COLUMNS, paired_rows(paired["against"])))
+
+
 def render_report(results: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
     """The whole page as a string; ``images`` maps plot names to PNG bytes."""
     policies = results["policies"]
@@ -188,7 +199,7 @@ def render_report(results: Mapping[str, Any], images: Mapping[str, bytes]) -> st
         "<h1>latent-env bench</h1>"
         f'<p class="config">{escape(config.get("command", ""))}</p>'
         "<h2>Policies</h2>" + _table(SUMMARY_COLUMNS, summary_rows(policies), failed_col=8)
-        + _failure_list(policies)
+        + _failure_list(policies) + _paired_section(results.get("paired"))
         + "<h2>Mean gain per family</h2>" + _table(header, rows, css="families")
         + f"<h2>Plots</h2>{plots}" + _legend() + sections + "</body></html>"
     )

@@ -67,6 +67,39 @@ def family_rows(policies: Mapping[str, dict[str, Any]]) -> tuple[list[str], list
     return header, rows
 
 
+PAIRED_COLUMNS = ["policy", "tasks", "gain Δ (nats)", "Δ 95% CI", "accuracy Δ", "fixed",
+                  "broken", "sign test p", "latents changed"]
+
+
+def paired_rows(paired: Mapping[str, dict[str, Any]]) -> list[list[str]]:
+    """One row per policy compared with the baseline: the columns of :data:`PAIRED_COLUMNS`."""
+    rows = []
+    for spec, d in paired.items():
+        acc = d["accuracy_delta"]
+        rows.append([
+            spec, str(d["episodes"]), fmt_num(d["mean_gain_delta"]), fmt_ci(d["gain_delta_ci95"]),
+            MISSING if acc is None else f"{100 * acc:+.1f} pts", str(d["fixed"]),
+            str(d["broken"]), f"{d['sign_test_p']:.3f}", str(d["latents_changed"]),
+        ])
+    return rows
+
+
+def print_paired(baseline: str, paired: Mapping[str, dict[str, Any]],
+                 console: Console | None = None) -> None:
+    """The paired table: every policy against ``baseline`` on the same tasks."""
+    if not paired:
+        return
+    console = console or wide_console()
+    table = Table(title=f"paired against {baseline} (same tasks)")
+    for i, column in enumerate(PAIRED_COLUMNS):
+        # Fold, not crop, the policy names: checkpoints often differ only at the end.
+        table.add_column(column, justify="left" if i == 0 else "right",
+                         overflow="fold" if i == 0 else "ellipsis")
+    for row in paired_rows(paired):
+        table.add_row(*map(Text, row))
+    console.print(table)
+
+
 def wide_console() -> Console:
     """A stdout console; when writing to a file or pipe, wide enough to keep SPECs whole."""
     console = Console()

@@ -2,7 +2,9 @@
 
 Runs through the same machinery as ``latent-env bench`` (vector env, one frozen reward model,
 batched scoring) and writes ``RUN/eval/results.json``, ``RUN/eval/table.md`` and the plots.
-Policies act greedily, with their own latent; the continuation is never shown to them.
+Policies act greedily, with their own latent; the continuation is never shown to them. The
+trained policy is also paired, task by task, with the checkpoint its last stage started from
+(:mod:`latent_env.bench.paired`): in the default pipeline, what RL added over SFT alone.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def policies_to_compare(ctx: RunContext, final_model: str) -> dict[str, str]:
 
 
 def before_after(ctx: RunContext, final_model: str) -> dict[str, Any]:
+    """Run every policy of :func:`policies_to_compare`; ``{"policies": headline per label,
+    "paired": trained against the last checkpoint before it (empty if there is none)}``."""
     from agents.registry import make_policy
     from latent_env.bench.runner import EpisodeStepper, run_policy
     from latent_env.bench.stats import summarize_policy
@@ -56,23 +60,46 @@ def before_after(ctx: RunContext, final_model: str) -> dict[str, Any]:
         summaries[label] = summarize_policy(label, run.records, ctx.seed, run.wall_s, run.error)
         records.extend(run.records)
         del policy  # free the policy's model before loading the next
-    write_eval(ctx, summaries, records)
-    return {label: _headline(s) for label, s in summaries.items()}
+    paired = last_stage_paired(summaries, records, ctx.seed)
+    write_eval(ctx, summaries, records, paired)
+    return {"policies": {label: _headline(s) for label, s in summaries.items()},
+            "paired": paired}
 
 
-def write_eval(ctx: RunContext, summaries: dict[str, Any], records: list[dict[str, Any]]) -> None:
+def last_stage_paired(summaries: dict[str, Any], records: list[dict[str, Any]],
+                      seed: int) -> dict[str, Any]:
+    """The trained policy against the checkpoint its last stage started from, task by task:
+    what that stage (RL, in the default pipeline) added over SFT alone. Empty if there is none."""
+    from latent_env.bench.paired import paired_against
+
+    labels = list(summaries)
+    before = [label for label in labels if label.startswith("after ")]
+    trained = [label for label in labels if label.startswith("trained ")]
+    if not before or not trained or any(summaries[x]["failed"] for x in (before[-1], trained[0])):
+        return {}
+    diff = paired_against(before[-1], [trained[0]], records, seed)[trained[0]]
+    return {"baseline": before[-1], "candidate": trained[0], **diff}
+
+
+def write_eval(ctx: RunContext, summaries: dict[str, Any], records: list[dict[str, Any]],
+               paired: dict[str, Any] | None = None) -> None:
+    from latent_env.bench.paired import describe
     from latent_env.bench.plots import write_plots
     from latent_env.bench.table import print_tables
 
     out = ctx.run_dir / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"policies": summaries, "episodes": records,
+    payload = {"policies": summaries, "paired": paired or {}, "episodes": records,
                "config": {"tasks": ctx.pipeline.tasks, "split": "test",
                           "per_family": ctx.evaluation.eval_per_family}}
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=str))
-    (out / "table.md").write_text(markdown_table(summaries))
+    footer = describe(paired["baseline"], paired["candidate"], paired) if paired else ""
+    table = markdown_table(summaries)
+    (out / "table.md").write_text(table + (f"\n{footer}\n" if footer else ""))
     write_plots(summaries, records, out)
     print_tables(summaries)
+    if footer:
+        print(footer)
 
 
 def markdown_table(summaries: dict[str, Any]) -> str:

@@ -1,0 +1,84 @@
+"""``latent-env compare``: pair policies from separate ``results.json`` files on their common tasks.
+
+``latent-env bench`` pairs the policies of one run with its first. Checkpoints are often benched
+in separate runs (a baseline once, then each variant); this command reads those files and prints
+the same paired table: each policy against the baseline, task by task (see
+:mod:`latent_env.bench.paired`). Tasks are matched by ``task_id``, so the runs must share a task
+suite, split and selection; ``tasks`` in the table says how many were matched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def add_compare_subparser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="pair policies from several results.json files with a baseline",
+        description=(
+            "Read results.json files written by `latent-env bench` (or train_rl.py's "
+            "RUN/eval/results.json) and pair every policy with the baseline on the tasks both "
+            "ran: gain difference with a bootstrap interval, answers fixed and broken, sign test."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "results",
+        nargs="+",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="results.json files; the first holds the baseline",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="POLICY",
+        help="the baseline's policy name in the first file (default: its first)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seeds the bootstrap intervals")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="also write the comparison to this JSON file"
+    )
+    parser.set_defaults(func=run_compare)
+
+
+def load_policies(paths: list[Path]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Policy names in file order and their episode records, relabelled where two files share a
+    name (``NAME (FILE)``)."""
+    names: list[str] = []
+    records: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            results = json.loads(path.read_text(encoding="utf-8"))
+            file_names, episodes = list(results["policies"]), results["episodes"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: not a results.json from latent-env bench ({exc})") from exc
+        rename = {n: (f"{n} ({path})" if n in names else n) for n in file_names}
+        names += rename.values()
+        records += [{**r, "policy": rename[r["policy"]]} for r in episodes if r["policy"] in rename]
+    return names, records
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from latent_env.bench.paired import paired_against
+    from latent_env.bench.table import print_paired, wide_console
+
+    names, records = load_policies(args.results)
+    first_file = json.loads(args.results[0].read_text(encoding="utf-8"))["policies"]
+    baseline = args.baseline or next(iter(first_file), None)
+    if baseline not in first_file:
+        raise ValueError(
+            f"--baseline {baseline!r} is not a policy of {args.results[0]}; "
+            f"it has: {', '.join(first_file) or 'none'}"
+        )
+    paired = paired_against(baseline, names, records, args.seed)
+    if not paired:
+        raise ValueError("nothing to compare: give a second policy or file")
+    print_paired(baseline, paired, wide_console())
+    if args.out:
+        args.out.write_text(json.dumps({"baseline": baseline, "against": paired}, indent=1))
+    return 0
