@@ -59,6 +59,7 @@ def parse(argv: Sequence[str]):
         EvalArguments,
         LatentArguments,
         PipelineArguments,
+        RLArguments,
         SFTArguments,
         available_presets,
     )
@@ -66,7 +67,8 @@ def parse(argv: Sequence[str]):
     algo = flag_value(argv, "algo", "grpo")
     preset = flag_value(argv, "preset", "default")
     parser = TrlParser(
-        (PipelineArguments, SFTArguments, LatentArguments, EvalArguments, config_class(algo)),
+        (PipelineArguments, SFTArguments, LatentArguments, EvalArguments, RLArguments,
+         config_class(algo)),
         description=__doc__.split("\n\n")[0],
         epilog=f"presets: {', '.join(available_presets())} (latent_env/trl/presets/)",
     )
@@ -83,10 +85,10 @@ def parse(argv: Sequence[str]):
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        pipeline, sft, latent, evaluation, trl_config = parse(argv)
+        pipeline, sft, latent, evaluation, rl, trl_config = parse(argv)
         from latent_env.trl.pipeline import build_context, is_main_process, run_pipeline
 
-        ctx = build_context(pipeline, sft, latent, evaluation, trl_config)
+        ctx = build_context(pipeline, sft, latent, evaluation, trl_config, rl)
     except (ValueError, FileNotFoundError) as exc:
         print(f"train_rl.py: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

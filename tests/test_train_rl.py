@@ -47,7 +47,7 @@ def test_default_preset_leaves_room_for_the_longest_gold_latent(tmp_path):
     from latent_env.models import load_tokenizer
     from latent_env.trl.data import echo_latent, split_tasks
 
-    pipeline, sft, _, evaluation, trl_config = train_rl.parse(["--run_dir", str(tmp_path)])
+    pipeline, sft, _, evaluation, _, trl_config = train_rl.parse(["--run_dir", str(tmp_path)])
     assert pipeline.model == "default" and sft.sft_trace_style == "echo"
     tokenizer = load_tokenizer("default")
     longest = max(len(tokenizer(echo_latent(t))["input_ids"])
@@ -57,7 +57,7 @@ def test_default_preset_leaves_room_for_the_longest_gold_latent(tmp_path):
 
 
 def test_preset_flattening_and_cli_override(tmp_path):
-    pipeline, sft, _, evaluation, trl_config = train_rl.parse(
+    pipeline, sft, _, evaluation, _, trl_config = train_rl.parse(
         ["--preset", "smoke", "--algo", "rloo", "--sft_epochs", "3", "--run_dir", str(tmp_path)]
     )
     assert pipeline.model == "tiny-random" and pipeline.algo == "rloo"
@@ -79,6 +79,9 @@ def test_user_errors_exit_2_without_traceback(tmp_path):
     (tmp_path / "x").write_text("")
     out = run_train("--preset", "smoke", "--run_dir", str(tmp_path), timeout=120)
     assert out.returncode == 2 and "pass --resume" in out.stderr
+    out = run_train("--preset", "smoke", "--algo", "ppo", "--rl_sft_anchor", "1",
+                    "--run_dir", str(tmp_path / "ppo"), timeout=120)
+    assert out.returncode == 2 and "--rl_sft_anchor works with --algo grpo or rloo" in out.stderr
 
 
 @pytest.mark.slow
@@ -111,6 +114,18 @@ def test_other_algorithms_run_a_smoke_rl_stage(tmp_path, algo):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["rl"]["steps"] >= 1
     assert (run_dir / "rl" / "final" / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_rl_stage_with_the_supervised_anchor(tmp_path):
+    run_dir = tmp_path / "anchor"
+    out = run_train("--preset", "smoke", "--stages", "sft,rl", "--rl_sft_anchor", "0.5",
+                    "--eval_per_family", "0", "--run_dir", str(run_dir))
+    assert out.returncode == 0, out.stderr[-3000:]
+    rl = json.loads((run_dir / "metrics.json").read_text())["rl"]
+    assert rl["steps"] >= 1 and rl["last"]["anchor/nll"] > 0
+    resolved = json.loads((run_dir / "config.json").read_text())
+    assert resolved["rl"] == {"rl_sft_anchor": 0.5, "rl_anchor_batch_size": 8}
 
 
 @pytest.mark.slow

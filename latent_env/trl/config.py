@@ -127,6 +127,24 @@ class LatentArguments:
 
 
 @dataclass
+class RLArguments:
+    """The RL stage's options beyond its TRL trainer config."""
+
+    rl_sft_anchor: float = field(default=0.0, metadata={
+        "help": "weight of a supervised loss on gold traces (the SFT stage's objective) added to "
+                "every GRPO/RLOO step, as InstructGPT's PPO-ptx does, so RL on a few prompts does "
+                "not undo SFT on others; 0 turns it off"})
+    rl_anchor_batch_size: int = field(default=8, metadata={
+        "help": "gold traces in the anchor's batch at each RL step"})
+
+    def __post_init__(self) -> None:
+        if self.rl_sft_anchor < 0:
+            raise ValueError(f"--rl_sft_anchor must be >= 0, got {self.rl_sft_anchor}")
+        if self.rl_anchor_batch_size < 1:
+            raise ValueError("--rl_anchor_batch_size must be at least 1")
+
+
+@dataclass
 class EvalArguments:
     """The before/after table on the held-out test split."""
 

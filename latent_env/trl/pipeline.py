@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from latent_env.trl.checkpoints import RunState
-from latent_env.trl.config import EvalArguments, LatentArguments, PipelineArguments, SFTArguments
+from latent_env.trl.config import (
+    EvalArguments,
+    LatentArguments,
+    PipelineArguments,
+    RLArguments,
+    SFTArguments,
+)
 
 
 @dataclass
@@ -35,6 +41,7 @@ class RunContext:
     trl_config: Any
     run_dir: Path
     state: RunState
+    rl: RLArguments = field(default_factory=RLArguments)
     env: Any = None
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -65,7 +72,12 @@ def resolve_run_dir(run_dir: str, resume: bool, root: Path = Path("runs")) -> Pa
 
 
 def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: LatentArguments,
-                  evaluation: EvalArguments, trl_config: Any) -> RunContext:
+                  evaluation: EvalArguments, trl_config: Any,
+                  rl: RLArguments | None = None) -> RunContext:
+    rl = rl or RLArguments()
+    if rl.rl_sft_anchor > 0 and pipeline.algo == "ppo":
+        raise ValueError("--rl_sft_anchor works with --algo grpo or rloo; PPO's trainer has no "
+                         "loss hook for it (set --rl_sft_anchor 0)")
     run_dir = resolve_run_dir(pipeline.run_dir, pipeline.resume)
     pipeline.run_dir = str(run_dir)
     fresh_needed = is_main_process() and not pipeline.resume
@@ -77,7 +89,7 @@ def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: Latent
     run_dir.mkdir(parents=True, exist_ok=True)
     report_to = list(getattr(trl_config, "report_to", None) or ["tensorboard"])
     ctx = RunContext(pipeline, sft, latent, evaluation, trl_config, run_dir, RunState(run_dir),
-                     report_to=[r for r in report_to if r != "none"])
+                     rl=rl, report_to=[r for r in report_to if r != "none"])
     if is_main_process():
         write_resolved_config(ctx)
     return ctx
@@ -89,6 +101,7 @@ def write_resolved_config(ctx: RunContext) -> None:
         "sft": asdict(ctx.sft),
         "latent": asdict(ctx.latent),
         "eval": asdict(ctx.evaluation),
+        "rl": asdict(ctx.rl),
         "trl": ctx.trl_config.to_dict() if hasattr(ctx.trl_config, "to_dict") else {},
     }
     (ctx.run_dir / "config.json").write_text(json.dumps(resolved, indent=2, default=str))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from latent_env.env import LatentEnv
+from latent_env.trl.anchor import TraceBatches, anchored
 from latent_env.trl.checkpoints import train_and_save
 from rewards.trl import EnvReward
 
@@ -40,13 +41,15 @@ def reward_functions(env: LatentEnv) -> tuple[list[Any], list[float]]:
 
 
 def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records: list[dict],
-                  config: Any, out_dir: Path, resume: bool) -> tuple[Path, dict]:
-    """GRPO or RLOO on ``records`` (prompt + task JSON); returns the final model dir, metrics."""
+                  config: Any, out_dir: Path, resume: bool,
+                  anchor: TraceBatches | None = None) -> tuple[Path, dict]:
+    """GRPO or RLOO on ``records`` (prompt + task JSON); returns the final model dir, metrics.
+    With ``anchor``, every step also pays its supervised loss (:mod:`latent_env.trl.anchor`)."""
     from datasets import Dataset
 
     funcs, weights = reward_functions(env)
     config.reward_weights = weights
-    trainer_cls = _trainer_class(algo)
+    trainer_cls = anchored(_trainer_class(algo)) if anchor else _trainer_class(algo)
     trainer = trainer_cls(
         model=model,
         reward_funcs=funcs,
@@ -54,6 +57,7 @@ def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
     )
+    trainer.anchor = anchor
     _, final = train_and_save(trainer, tokenizer, out_dir, resume)
     return final, summarise_log(trainer.state.log_history)
 
@@ -61,7 +65,7 @@ def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records
 def summarise_log(history: list[dict]) -> dict[str, Any]:
     """First and last logged values of the reward metrics, and the step count."""
     keys = [k for k in ("reward", "rewards/env_reward/mean", "rewards/loglik_gain/mean",
-                        "rewards/answer_hit/mean", "rewards/tool_error/mean")
+                        "rewards/answer_hit/mean", "rewards/tool_error/mean", "anchor/nll")
             if any(k in h for h in history)]
     rows = [h for h in history if any(k in h for k in keys)]
     out: dict[str, Any] = {"logged_steps": len(rows)}

@@ -107,7 +107,19 @@ def run_rl_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
     from latent_env.trl.rl import run_online_rl
 
     return run_online_rl(ctx.pipeline.algo, model, tokenizer, env, records, config, out,
-                         ctx.pipeline.resume)
+                         ctx.pipeline.resume, anchor=rl_anchor(ctx, env, tokenizer))
+
+
+def rl_anchor(ctx: RunContext, env: Any, tokenizer: Any) -> Any:
+    """The supervised anchor for the RL stage: SFT's gold traces (the same tasks and style), or
+    ``None`` when ``--rl_sft_anchor`` is 0."""
+    if ctx.rl.rl_sft_anchor <= 0:
+        return None
+    from latent_env.trl.anchor import TraceBatches
+
+    records = gold_sft_records(env, train_tasks(ctx, "sft"), style=ctx.sft.sft_trace_style)
+    return TraceBatches(records, tokenizer, ctx.rl.rl_anchor_batch_size, ctx.rl.rl_sft_anchor,
+                        seed=ctx.seed)
 
 
 RUNNERS = {
