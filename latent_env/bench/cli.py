@@ -2,9 +2,10 @@
 
 Every policy walks the same tasks through :class:`~latent_env.vector.LatentVectorEnv` with one
 shared scorer. Results go to ``OUT/results.json`` (summary per policy and family with seeded 95%
-bootstrap intervals, every later policy paired with the first on the same tasks, the configuration,
-every episode), ``OUT/report.html``, two PNG plots, and tables on stdout. For the same arguments the results are the same, except the timing fields
-``episodes_per_s`` and ``wall_s``.
+bootstrap intervals, every later policy paired with the first on the same tasks, the
+configuration, every episode), ``OUT/report.html``, two PNG plots, and tables on stdout. For the
+same arguments the results are the same, except the timing fields ``episodes_per_s`` and
+``wall_s``.
 
 Exit status: 0 when at least one policy ran to the end, 1 when every policy failed (each failure
 is in ``results.json``), 2 for a user mistake (unknown SPEC, missing or malformed task file, …).

@@ -46,10 +46,10 @@ def add_compare_subparser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_compare)
 
 
-def load_policies(paths: list[Path]) -> tuple[list[str], list[dict[str, Any]]]:
-    """Policy names in file order and their episode records, relabelled where two files share a
+def load_policies(paths: list[Path]) -> tuple[list[list[str]], list[dict[str, Any]]]:
+    """Each file's policy names and all episode records, relabelled where a later file repeats a
     name (``NAME (FILE)``)."""
-    names: list[str] = []
+    per_file: list[list[str]] = []
     records: list[dict[str, Any]] = []
     for path in paths:
         try:
@@ -57,24 +57,26 @@ def load_policies(paths: list[Path]) -> tuple[list[str], list[dict[str, Any]]]:
             file_names, episodes = list(results["policies"]), results["episodes"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}: not a results.json from latent-env bench ({exc})") from exc
-        rename = {n: (f"{n} ({path})" if n in names else n) for n in file_names}
-        names += rename.values()
+        seen = {name for names in per_file for name in names}
+        rename = {n: (f"{n} ({path})" if n in seen else n) for n in file_names}
+        per_file.append(list(rename.values()))
         records += [{**r, "policy": rename[r["policy"]]} for r in episodes if r["policy"] in rename]
-    return names, records
+    return per_file, records
 
 
 def run_compare(args: argparse.Namespace) -> int:
     from latent_env.bench.paired import paired_against
     from latent_env.bench.table import print_paired, wide_console
 
-    names, records = load_policies(args.results)
-    first_file = json.loads(args.results[0].read_text(encoding="utf-8"))["policies"]
+    per_file, records = load_policies(args.results)
+    first_file = per_file[0]  # never renamed: nothing comes before it
     baseline = args.baseline or next(iter(first_file), None)
     if baseline not in first_file:
         raise ValueError(
             f"--baseline {baseline!r} is not a policy of {args.results[0]}; "
             f"it has: {', '.join(first_file) or 'none'}"
         )
+    names = [name for names in per_file for name in names]
     paired = paired_against(baseline, names, records, args.seed)
     if not paired:
         raise ValueError("nothing to compare: give a second policy or file")

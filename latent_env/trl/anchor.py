@@ -6,8 +6,8 @@ own objective (the latent of a gold trace given its prompt, loss on the latent o
 batch of gold traces at every step. Why: with a few prompts per RL step, an update that helps one
 kind of task can break a neighbouring one; on the default model, 10 GRPO steps on dates that
 *add* days made the policy write ``timedelta`` programs for tasks that ask for the days
-*between* two dates (README, "Does it learn?"). The anchor costs one extra forward and backward
-pass of ``batch_size`` traces per step.
+*between* two dates (README, "Does it learn?"; at weight 1 the anchor did not prevent that). The
+anchor costs one extra forward and backward pass of ``batch_size`` traces per step.
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ TABLE_HEADER = (
 )
 
 
+AFTER, TRAINED = "after ", "trained "  # label prefixes: a stage's checkpoint, the final policy
+
+
 def policies_to_compare(ctx: RunContext, final_model: str) -> dict[str, str]:
     """``{label: policy spec}``: none, the base model, the model after SFT and after the last
     supervised stage (what RL started from), the trained model, and the oracle."""
@@ -29,8 +32,8 @@ def policies_to_compare(ctx: RunContext, final_model: str) -> dict[str, str]:
     supervised = [s for s in stages if s != "rl" and ctx.state.finished(s)]
     for stage in dict.fromkeys(supervised[:1] + supervised[-1:]):
         if stage != stages[-1]:
-            out[f"after {stage}"] = f"hf:{ctx.state.finished(stage)['model']}"
-    out[f"trained ({'+'.join(stages)})"] = f"hf:{final_model}"
+            out[f"{AFTER}{stage}"] = f"hf:{ctx.state.finished(stage)['model']}"
+    out[f"{TRAINED}({'+'.join(stages)})"] = f"hf:{final_model}"
     out["oracle (gold program)"] = "oracle"
     return out
 
@@ -73,8 +76,8 @@ def last_stage_paired(summaries: dict[str, Any], records: list[dict[str, Any]],
     from latent_env.bench.paired import paired_against
 
     labels = list(summaries)
-    before = [label for label in labels if label.startswith("after ")]
-    trained = [label for label in labels if label.startswith("trained ")]
+    before = [label for label in labels if label.startswith(AFTER)]
+    trained = [label for label in labels if label.startswith(TRAINED)]
     if not before or not trained or any(summaries[x]["failed"] for x in (before[-1], trained[0])):
         return {}
     diff = paired_against(before[-1], [trained[0]], records, seed)[trained[0]]
