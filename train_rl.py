@@ -86,13 +86,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         pipeline, sft, latent, evaluation, rl, trl_config = parse(argv)
-        from latent_env.trl.pipeline import build_context, is_main_process, run_pipeline
+        from latent_env.trl.pipeline import (
+            StageError,
+            build_context,
+            is_main_process,
+            run_pipeline,
+        )
 
         ctx = build_context(pipeline, sft, latent, evaluation, trl_config, rl)
     except (ValueError, FileNotFoundError) as exc:
         print(f"train_rl.py: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    metrics = run_pipeline(ctx)
+    try:
+        metrics = run_pipeline(ctx)
+    except StageError as exc:
+        print(f"train_rl.py: error: {exc}", file=sys.stderr)
+        return 1
     if is_main_process():
         print(f"run directory: {ctx.run_dir}  (metrics.json, config.json, eval/)")
     return 0 if metrics else 1

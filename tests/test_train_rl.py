@@ -117,15 +117,19 @@ def test_other_algorithms_run_a_smoke_rl_stage(tmp_path, algo):
 
 
 @pytest.mark.slow
-def test_rl_stage_with_the_supervised_anchor(tmp_path):
+def test_rl_stage_with_the_supervised_anchor_on_screened_prompts(tmp_path):
     run_dir = tmp_path / "anchor"
     out = run_train("--preset", "smoke", "--stages", "sft,rl", "--rl_sft_anchor", "0.5",
-                    "--eval_per_family", "0", "--run_dir", str(run_dir))
+                    "--rl_screen_per_family", "1", "--eval_per_family", "0",
+                    "--run_dir", str(run_dir))
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "[rl] training on 9 of 9 screened prompts" in out.stdout
     rl = json.loads((run_dir / "metrics.json").read_text())["rl"]
     assert rl["steps"] >= 1 and rl["last"]["anchor/nll"] > 0
+    assert rl["screening"]["screened"] == 9 and rl["screening"]["accuracy"] == 0.0
     resolved = json.loads((run_dir / "config.json").read_text())
-    assert resolved["rl"] == {"rl_sft_anchor": 0.5, "rl_anchor_batch_size": 8}
+    assert resolved["rl"] == {"rl_sft_anchor": 0.5, "rl_anchor_batch_size": 8,
+                              "rl_screen_per_family": 1}
 
 
 @pytest.mark.slow
@@ -197,3 +201,15 @@ def test_saved_policies_generate_with_the_kv_cache(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     config = json.loads((run_dir / "sft" / "final" / "config.json").read_text())
     assert config["use_cache"] is True
+
+
+def test_a_stage_that_cannot_go_on_ends_with_one_error_line(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "rl").mkdir(parents=True)
+    (run_dir / "rl" / "screening.json").write_text(json.dumps({"screened": 9, "kept_ids": []}))
+    out = run_train("--preset", "smoke", "--stages", "rl", "--rl_screen_per_family", "1",
+                    "--resume", "--run_dir", str(run_dir))
+    assert out.returncode == 1
+    assert "train_rl.py: error: --rl_screen_per_family 1: the starting policy answered all 9" \
+        in out.stderr
+    assert "Traceback" not in out.stderr

@@ -136,12 +136,18 @@ class RLArguments:
                 "not undo SFT on others; 0 turns it off"})
     rl_anchor_batch_size: int = field(default=8, metadata={
         "help": "gold traces in the anchor's batch at each RL step"})
+    rl_screen_per_family: int = field(default=0, metadata={
+        "help": "screen this many RL prompts per family with the starting policy's greedy "
+                "latent and train only on those it answers wrong (latent_env/trl/screen.py); "
+                "0 trains on every RL prompt unscreened"})
 
     def __post_init__(self) -> None:
         if self.rl_sft_anchor < 0:
             raise ValueError(f"--rl_sft_anchor must be >= 0, got {self.rl_sft_anchor}")
         if self.rl_anchor_batch_size < 1:
             raise ValueError("--rl_anchor_batch_size must be at least 1")
+        if self.rl_screen_per_family < 0:
+            raise ValueError(f"--rl_screen_per_family must be >= 0, got {self.rl_screen_per_family}")
 
 
 @dataclass

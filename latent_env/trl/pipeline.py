@@ -30,6 +30,10 @@ from latent_env.trl.config import (
 )
 
 
+class StageError(RuntimeError):
+    """A stage cannot go on with what it was given; finished stages stay saved for ``--resume``."""
+
+
 @dataclass
 class RunContext:
     """Everything the stages share: arguments, the run directory, the environment."""

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from latent_env.trl.data import gold_sft_records, rl_records, sft_records, split_tasks
-from latent_env.trl.pipeline import RunContext, make_env
+from latent_env.trl.data import (
+    gold_sft_records,
+    rl_records,
+    sft_records,
+    split_tasks,
+    take_per_family,
+)
+from latent_env.trl.pipeline import RunContext, StageError, is_main_process, make_env
 
 
 def train_tasks(ctx: RunContext, part: str) -> list[Any]:
@@ -94,20 +101,65 @@ def run_fusion_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
 
 def run_rl_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
     env = make_env(ctx)
-    records = rl_records(env, train_tasks(ctx, "rl"))
-    model, tokenizer = load_policy(ctx, model_path)
     out = ctx.run_dir / "rl"
+    tasks, screening = rl_prompt_tasks(ctx, env, model_path, out)
+    records = rl_records(env, tasks)
+    model, tokenizer = load_policy(ctx, model_path)
     config = ctx.trl_config
     config.output_dir = str(out)
     config.report_to = ctx.report_to
     if ctx.pipeline.algo == "ppo":
         from latent_env.trl.ppo import run_ppo
 
-        return run_ppo(model_path, tokenizer, env, records, config, out, ctx.pipeline.resume)
-    from latent_env.trl.rl import run_online_rl
+        final, metrics = run_ppo(model_path, tokenizer, env, records, config, out,
+                                 ctx.pipeline.resume)
+    else:
+        from latent_env.trl.rl import run_online_rl
 
-    return run_online_rl(ctx.pipeline.algo, model, tokenizer, env, records, config, out,
-                         ctx.pipeline.resume, anchor=rl_anchor(ctx, env, tokenizer))
+        final, metrics = run_online_rl(ctx.pipeline.algo, model, tokenizer, env, records, config,
+                                       out, ctx.pipeline.resume,
+                                       anchor=rl_anchor(ctx, env, tokenizer))
+    if screening:
+        metrics["screening"] = screening
+    return final, metrics
+
+
+def rl_prompt_tasks(ctx: RunContext, env: Any, model_path: str,
+                    out: Path) -> tuple[list[Any], dict | None]:
+    """The RL stage's tasks: the whole RL half, or with ``--rl_screen_per_family N`` the first N
+    of each family that the starting policy answers wrong. The screened ids are saved in
+    ``RUN/rl/screening.json`` so a resumed run trains on the same prompts without screening again.
+    """
+    tasks = train_tasks(ctx, "rl")
+    per_family = ctx.rl.rl_screen_per_family
+    if per_family <= 0:
+        return tasks, None
+    saved = out / "screening.json"
+    if ctx.pipeline.resume and saved.is_file():
+        screening = json.loads(saved.read_text())
+    else:
+        from latent_env.trl.screen import greedy_policy, screen_for_misses
+
+        candidates = take_per_family(tasks, per_family)
+        length = getattr(ctx.trl_config, "max_completion_length", None) or getattr(
+            ctx.trl_config, "response_length", 160)
+        print(f"[rl] screening {len(candidates)} prompts with the starting policy")
+        kept, screening = screen_for_misses(env, greedy_policy(model_path, length), candidates)
+        screening["kept_ids"] = [t.id for t in kept]
+        if is_main_process():
+            out.mkdir(parents=True, exist_ok=True)
+            saved.write_text(json.dumps(screening, indent=2))
+    kept_ids = set(screening["kept_ids"])
+    if not kept_ids:
+        raise StageError(
+            f"--rl_screen_per_family {per_family}: the starting policy answered all "
+            f"{screening['screened']} screened prompts right, so RL has nothing to learn from; "
+            "screen more prompts or set --rl_screen_per_family 0")
+    chosen = [t for t in take_per_family(tasks, per_family) if t.id in kept_ids]
+    print(f"[rl] training on {len(chosen)} of {screening['screened']} screened prompts, those the "
+          "starting policy answers wrong")
+    summary = {k: v for k, v in screening.items() if k != "kept_ids"}
+    return chosen, summary
 
 
 def rl_anchor(ctx: RunContext, env: Any, tokenizer: Any) -> Any:
