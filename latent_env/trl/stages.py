@@ -134,13 +134,13 @@ def rl_prompt_tasks(ctx: RunContext, env: Any, model_path: str,
     per_family = ctx.rl.rl_screen_per_family
     if per_family <= 0:
         return tasks, None
+    candidates = take_per_family(tasks, per_family)
     saved = out / "screening.json"
     if ctx.pipeline.resume and saved.is_file():
         screening = json.loads(saved.read_text())
     else:
         from latent_env.trl.screen import greedy_policy, screen_for_misses
 
-        candidates = take_per_family(tasks, per_family)
         length = getattr(ctx.trl_config, "max_completion_length", None) or getattr(
             ctx.trl_config, "response_length", 160)
         print(f"[rl] screening {len(candidates)} prompts with the starting policy")
@@ -155,7 +155,7 @@ def rl_prompt_tasks(ctx: RunContext, env: Any, model_path: str,
             f"--rl_screen_per_family {per_family}: the starting policy answered all "
             f"{screening['screened']} screened prompts right, so RL has nothing to learn from; "
             "screen more prompts or set --rl_screen_per_family 0")
-    chosen = [t for t in take_per_family(tasks, per_family) if t.id in kept_ids]
+    chosen = [t for t in candidates if t.id in kept_ids]
     print(f"[rl] training on {len(chosen)} of {screening['screened']} screened prompts, those the "
           "starting policy answers wrong")
     summary = {k: v for k, v in screening.items() if k != "kept_ids"}
