@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import train_rl
+from latent_env.trl.checkpoints import last_checkpoint
 from latent_env.trl.config import PipelineArguments, SFTArguments, available_presets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,6 +99,8 @@ def test_smoke_preset_runs_every_stage_and_writes_the_run(tmp_path):
     assert paired["episodes"] == metrics["eval"]["policies"]["none (no latent)"]["episodes"]
     for stage in ("sft", "latent", "fusion", "rl"):
         assert (run_dir / stage / "final" / "config.json").is_file()
+    assert not list(run_dir.glob("*/checkpoint-*"))  # finished stages keep only their final model
+    assert "[sft] finished; removed 1 Trainer checkpoint(s)" in out.stdout
     assert (run_dir / "eval" / "table.md").read_text().startswith("| policy |")
     assert (run_dir / "eval" / "gain_by_family.png").is_file()
     assert json.loads((run_dir / "config.json").read_text())["pipeline"]["preset"] == "smoke"
@@ -109,11 +112,12 @@ def test_smoke_preset_runs_every_stage_and_writes_the_run(tmp_path):
 def test_other_algorithms_run_a_smoke_rl_stage(tmp_path, algo):
     run_dir = tmp_path / algo
     out = run_train("--preset", "smoke", "--algo", algo, "--stages", "rl",
-                    "--eval_per_family", "0", "--run_dir", str(run_dir))
+                    "--eval_per_family", "0", "--keep_checkpoints", "--run_dir", str(run_dir))
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["rl"]["steps"] >= 1
     assert (run_dir / "rl" / "final" / "config.json").is_file()
+    assert last_checkpoint(run_dir / "rl") is not None  # --keep_checkpoints
 
 
 @pytest.mark.slow
@@ -153,6 +157,7 @@ def test_a_killed_run_resumes_without_repeating_finished_stages(tmp_path):
     assert "resuming from" in resumed.stdout + resumed.stderr
     state = json.loads((run_dir / "state.json").read_text())
     assert set(state["stages"]) == {"sft", "latent"}
+    assert not list(run_dir.glob("*/checkpoint-*"))  # the checkpoint it resumed from is pruned
     final_mtime = (run_dir / "sft" / "final" / "config.json").stat().st_mtime_ns
     again = run_train(*args, "--resume")
     assert again.returncode == 0 and "[sft] finished earlier" in again.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,23 @@ def last_checkpoint(out_dir: Path) -> Path | None:
     found = [p for p in out_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
     complete = [p for p in found if (p / "trainer_state.json").is_file()]
     return max(complete, key=lambda p: int(p.name.split("-")[-1])) if complete else None
+
+
+def prune_checkpoints(run_dir: Path, stage: str) -> tuple[int, int]:
+    """Delete the Trainer checkpoints a finished stage left in ``RUN/<stage>`` and
+    ``RUN/<stage>-*`` (SFT's bootstrap round); returns (checkpoints, bytes) freed.
+
+    A checkpoint holds the model and its optimiser state, three times the model's size, and
+    ``--resume`` never reads it once the stage is marked finished: for the default model it is
+    1.6 GB of a stage's 2.1 GB.
+    """
+    stage_dirs = [run_dir / stage, *sorted(run_dir.glob(f"{stage}-*"))]
+    checkpoints = [c for d in stage_dirs if d.is_dir() for c in d.glob("checkpoint-*")
+                   if c.is_dir()]
+    freed = sum(f.stat().st_size for c in checkpoints for f in c.rglob("*") if f.is_file())
+    for checkpoint in checkpoints:
+        shutil.rmtree(checkpoint)
+    return len(checkpoints), freed
 
 
 def save_final(trainer: Any, tokenizer: Any, out_dir: Path) -> Path:
@@ -30,8 +48,6 @@ def save_final(trainer: Any, tokenizer: Any, out_dir: Path) -> Path:
         trainer.save_model(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         if final.exists():
-            import shutil
-
             shutil.rmtree(final)
         os.replace(tmp, final)
     trainer.accelerator.wait_for_everyone()

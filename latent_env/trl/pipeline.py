@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from latent_env.trl.checkpoints import RunState
+from latent_env.trl.checkpoints import RunState, prune_checkpoints
 from latent_env.trl.config import (
     EvalArguments,
     LatentArguments,
@@ -127,6 +127,12 @@ def make_env(ctx: RunContext) -> Any:
     return ctx.env
 
 
+def report_pruned(stage: str, count: int, freed: int) -> None:
+    if count:
+        print(f"[{stage}] finished; removed {count} Trainer checkpoint(s), {freed / 1e9:.2f} GB "
+              "(--keep_checkpoints keeps them)")
+
+
 def run_pipeline(ctx: RunContext) -> dict[str, Any]:
     from latent_env.trl import stages
 
@@ -145,6 +151,8 @@ def run_pipeline(ctx: RunContext) -> dict[str, Any]:
         metrics["seconds"] = round(time.perf_counter() - t0, 1)
         if is_main_process():
             ctx.state.mark(stage, final, metrics)
+            if not ctx.pipeline.keep_checkpoints:
+                report_pruned(stage, *prune_checkpoints(ctx.run_dir, stage))
         ctx.metrics[stage] = metrics
         model_path = str(final)
     ctx.metrics["train_seconds"] = round(time.perf_counter() - started, 1)
