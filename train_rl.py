@@ -103,7 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"train_rl.py: error: {exc}", file=sys.stderr)
         return 1
     if is_main_process():
-        print(f"run directory: {ctx.run_dir}  (metrics.json, config.json, eval/)")
+        written = ["metrics.json", "config.json", "eval/"]
+        print(f"run directory: {ctx.run_dir}  "
+              f"({', '.join(w for w in written if (ctx.run_dir / w).exists())})")
     return 0 if metrics else 1
 
 

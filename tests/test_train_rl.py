@@ -101,6 +101,7 @@ def test_smoke_preset_runs_every_stage_and_writes_the_run(tmp_path):
         assert (run_dir / stage / "final" / "config.json").is_file()
     assert not list(run_dir.glob("*/checkpoint-*"))  # finished stages keep only their final model
     assert "[sft] finished; removed 1 Trainer checkpoint(s)" in out.stdout
+    assert f"run directory: {run_dir}  (metrics.json, config.json, eval/)" in out.stdout
     assert (run_dir / "eval" / "table.md").read_text().startswith("| policy |")
     assert (run_dir / "eval" / "gain_by_family.png").is_file()
     assert json.loads((run_dir / "config.json").read_text())["pipeline"]["preset"] == "smoke"
@@ -128,6 +129,7 @@ def test_rl_stage_with_the_supervised_anchor_on_screened_prompts(tmp_path):
                     "--run_dir", str(run_dir))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "[rl] training on 9 of 9 screened prompts" in out.stdout
+    assert f"run directory: {run_dir}  (metrics.json, config.json)" in out.stdout  # no eval/
     rl = json.loads((run_dir / "metrics.json").read_text())["rl"]
     assert rl["steps"] >= 1 and rl["last"]["anchor/nll"] > 0
     assert rl["screening"]["screened"] == 9 and rl["screening"]["accuracy"] == 0.0
