@@ -51,9 +51,9 @@ class PipelineArguments:
         "help": "continue the run in --run_dir: finished stages are skipped, an interrupted "
                 "stage restarts from its last checkpoint"})
     keep_checkpoints: bool = field(default=False, metadata={
-        "help": "keep a finished stage's Trainer checkpoints (optimiser state, 1.6 GB a stage for "
-                "the default model); by default they are deleted once the stage's final model is "
-                "saved and marked finished, since --resume skips finished stages"})
+        "help": "keep a finished stage's Trainer checkpoints (model and optimiser state: 1.6 GB "
+                "a stage for the default model); by default they are deleted once the stage's "
+                "final model is saved and marked finished, since --resume skips finished stages"})
     threads: int = field(default=0, metadata={"help": "torch threads (0: LATENT_ENV_THREADS "
                                                        "or all cores)"})
     train_per_family: int = field(default=40, metadata={
