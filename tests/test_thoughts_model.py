@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, LogitsProcessor, LogitsProcessorList
+from transformers.cache_utils import DynamicCache
 
 from latent_env.models import load_model
 from latent_env.thoughts import LatentThoughtModel, add_thinking_token
@@ -220,13 +221,45 @@ def test_cached_continuation_matches_one_pass(model):
         whole = model(input_ids=ids, attention_mask=mask).logits
         first = model(input_ids=ids[:, :12], attention_mask=mask[:, :12], use_cache=True)
         second = model(
-            input_ids=ids[:, 12:],
-            attention_mask=mask,
-            past_key_values=first.past_key_values,
-            use_cache=True,
+            input_ids=ids[:, 12:], attention_mask=mask, cache=first.cache, use_cache=True
         )
     assert ids[0, 12] == model.thinking_token_id
     assert (torch.cat([first.logits, second.logits], 1) - whole).abs().max() < TOL
+
+
+@pytest.mark.parametrize("keyword", ["cache", "past_key_values"])
+def test_a_cache_passed_under_either_name_is_the_one_extended(model, keyword):
+    """Regression: transformers 5.24's ``generate`` passes its KV cache as ``cache``.
+
+    The model read only ``past_key_values``, so the cache arrived in ``**kwargs``: the model
+    extended a private cache of its own and attached the latent carry there. A ``<thinking>``
+    fed in the next cached call then lost its latent input in the rows that thought at that
+    step. Left-padded rows, thinking at different steps, one token per call as in generation.
+    """
+    model.set_latent_mode(mode="hidden")
+    tid = model.thinking_token_id
+    ids = torch.randint(100, 5000, (2, 12), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[1, :4] = 0  # left padding
+    ids[0, [7, 8, 10]] = tid  # row 0 thinks at steps 1, 2 and 4
+    ids[1, [9, 11]] = tid  # row 1 at steps 3 and 5
+    with torch.no_grad():
+        expected = reference_logits(model, ids, mask)
+        out = model(input_ids=ids[:, :6], attention_mask=mask[:, :6], use_cache=True)
+        cache, parts, returned = out.cache, [out.logits], []
+        for column in range(6, ids.shape[1]):
+            step = model(
+                input_ids=ids[:, column : column + 1],
+                attention_mask=mask[:, : column + 1],
+                use_cache=True,
+                **{keyword: cache},
+            )
+            parts.append(step.logits)
+            returned.append(step.cache)
+    assert (torch.cat(parts, 1) - expected)[mask.bool()].abs().max() < TOL
+    assert all(other is cache for other in returned)  # the caller's cache, extended in place
+    with pytest.raises(ValueError, match="once"):
+        model(input_ids=ids[:, :2], cache=cache, past_key_values=DynamicCache())
 
 
 # ---- generation --------------------------------------------------------------------------------
@@ -384,7 +417,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         return loss.item(), {n: p.grad.clone() for n, p in ltm.named_parameters()}
 
     plain_loss, plain = grads()
-    ltm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    ltm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     layer = ltm.language_model.model.layers[0]
     checkpoint_fn = layer._gradient_checkpointing_func
     layer._gradient_checkpointing_func = lambda *a, **k: replays.append(1) or checkpoint_fn(*a, **k)
@@ -392,7 +425,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     assert len(replays) == 4  # one checkpointed call per pass (3 latents in row 0 -> 4 waves)
     assert abs(plain_loss - checkpointed_loss) < 1e-6
     assert max((plain[n] - checkpointed[n]).abs().max() for n in plain) < 1e-6
-    ltm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+    ltm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": True})
     with pytest.raises(ValueError, match="non-reentrant"):
         ltm(input_ids=ids, attention_mask=mask, labels=labels)
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
+from latent_env.thoughts.segment_cache import cache_keyword, take_cache
+
 if TYPE_CHECKING:
     from latent_env.thoughts.model import LatentThoughtModel
 
@@ -14,8 +16,9 @@ if TYPE_CHECKING:
 class LatentBackbone:
     """What ``LatentThoughtModel.base_model`` returns: the decoder stack with latent inputs.
 
-    TRL's memory-saving loss paths (SFT's default ``loss_type="chunked_nll"``, the liger paths
-    of GRPO/DPO/KTO) call ``model.base_model(input_ids=..., attention_mask=...)``, read
+    TRL's memory-saving loss paths (SFT's fused LM head, its default loss since trl 1.15, and
+    ``loss_type="chunked_nll"`` before; the liger paths of GRPO/DPO/KTO) call
+    ``model.base_model(input_ids=..., attention_mask=...)``, read
     ``.last_hidden_state`` and apply the LM head weight themselves. The wrapped model's own
     decoder would treat ``<thinking>`` as an ordinary token, so this view runs the latent
     segment-wise forward and returns its final (norm'ed) hidden states instead. Any other
@@ -33,32 +36,35 @@ class LatentBackbone:
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Any = None,
+        cache: Any = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
+        past_key_values: Any = None,
         **kwargs: Any,
     ) -> BaseModelOutputWithPast:
         owner = self._owner
+        cache = take_cache(cache, past_key_values)
         if input_ids is None:
-            return owner.language_model.base_model(
+            decoder = owner.language_model.base_model
+            return decoder(
                 inputs_embeds=inputs_embeds,
                 attention_mask=attention_mask,
                 position_ids=position_ids,
-                past_key_values=past_key_values,
+                **{cache_keyword(decoder): cache},
                 use_cache=use_cache,
                 output_hidden_states=output_hidden_states,
                 **kwargs,
             )
         kwargs.pop("return_dict", None)
         cache, attention_mask, position_ids = owner._prepare_inputs(
-            input_ids, attention_mask, position_ids, past_key_values, use_cache
+            input_ids, attention_mask, position_ids, cache, use_cache
         )
         run = owner._segment_forward(
             input_ids, attention_mask, position_ids, cache, bool(output_hidden_states), kwargs
         )
         return BaseModelOutputWithPast(
             last_hidden_state=run.last_hidden_state,
-            past_key_values=cache,
             hidden_states=run.hidden_states,
+            cache=cache,
         )

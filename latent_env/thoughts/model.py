@@ -39,7 +39,14 @@ from latent_env.thoughts.backbone import LatentBackbone
 from latent_env.thoughts.config import THINKING_TOKEN, LatentThoughtConfig
 from latent_env.thoughts.fusion import latent_input_embedding
 from latent_env.thoughts.schedule import aligned_starts, wave_plan
-from latent_env.thoughts.segment_cache import LatentCarry, SegmentCache, get_carry, set_carry
+from latent_env.thoughts.segment_cache import (
+    LatentCarry,
+    SegmentCache,
+    cache_keyword,
+    get_carry,
+    set_carry,
+    take_cache,
+)
 
 _LOSS_KWARGS = ("num_items_in_batch", "ignore_index")
 
@@ -171,27 +178,30 @@ class LatentThoughtModel(PreTrainedModel, GenerationMixin):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Any = None,
+        cache: Any = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        past_key_values: Any = None,
         **kwargs: Any,
     ) -> CausalLMOutputWithPast | tuple:
         """Causal-LM forward with latent ``<thinking>`` positions.
 
-        Same arguments and outputs as the wrapped model's forward. ``inputs_embeds`` without
+        Same arguments and outputs as the wrapped model's forward. The KV cache is ``cache``
+        (the deprecated ``past_key_values`` is accepted too). ``inputs_embeds`` without
         ``input_ids`` bypasses the latent logic (token identities are unknown). ``labels`` give
         the usual shifted cross-entropy (ignore -100) and need ``logits_to_keep=0``.
         """
+        cache = take_cache(cache, past_key_values)
         if input_ids is None:
             return self.language_model(
                 inputs_embeds=inputs_embeds,
                 attention_mask=attention_mask,
                 position_ids=position_ids,
-                past_key_values=past_key_values,
+                **{cache_keyword(self.language_model): cache},
                 labels=labels,
                 use_cache=use_cache,
                 logits_to_keep=logits_to_keep,
@@ -201,7 +211,7 @@ class LatentThoughtModel(PreTrainedModel, GenerationMixin):
             )
         loss_kwargs = {key: kwargs.pop(key) for key in _LOSS_KWARGS if key in kwargs}
         cache, attention_mask, position_ids = self._prepare_inputs(
-            input_ids, attention_mask, position_ids, past_key_values, use_cache
+            input_ids, attention_mask, position_ids, cache, use_cache
         )
         run = self._segment_forward(
             input_ids, attention_mask, position_ids, cache, bool(output_hidden_states), kwargs
@@ -217,7 +227,10 @@ class LatentThoughtModel(PreTrainedModel, GenerationMixin):
                 logits=logits, labels=labels, vocab_size=logits.shape[-1], **loss_kwargs
             )
         output = CausalLMOutputWithPast(
-            loss=loss, logits=logits, past_key_values=cache, hidden_states=run.hidden_states
+            loss=loss,
+            logits=logits,
+            hidden_states=run.hidden_states,
+            cache=cache,
         )
         use_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if use_dict else output.to_tuple()
@@ -239,11 +252,10 @@ class LatentThoughtModel(PreTrainedModel, GenerationMixin):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None,
         position_ids: torch.Tensor | None,
-        past_key_values: Any,
+        cache: Any,
         use_cache: bool | None,
     ) -> tuple[Any, torch.Tensor, torch.Tensor]:
         """Cache to extend (None: internal segment caches), full attention mask, position ids."""
-        cache = past_key_values
         # Like transformers: no generation cache while training with checkpointing.
         checkpointing = self.training and self.is_activation_checkpointing
         if cache is None and use_cache and not checkpointing:
@@ -306,16 +318,17 @@ class LatentThoughtModel(PreTrainedModel, GenerationMixin):
         length = inputs.embeds.shape[1]
         past_length = inputs.attention_mask.shape[1] - length
         starts = aligned_starts(inputs.latent)
+        decoder = self.language_model.base_model
         last_parts, layer_parts = [], []
         for start, end in zip(starts, starts[1:] + [length], strict=True):
             segment = inputs.embeds[:, start:end]
             if bool(inputs.latent[:, start].any()):
                 segment = self._insert_latent(segment, inputs.latent[:, start], carry)
-            outputs = self.language_model.base_model(
+            outputs = decoder(
                 inputs_embeds=segment,
                 attention_mask=inputs.attention_mask[:, : past_length + end],
                 position_ids=inputs.position_ids[:, start:end],
-                past_key_values=cache,
+                **{cache_keyword(decoder): cache},
                 use_cache=True,
                 output_hidden_states=inputs.all_hidden_states,
                 **inputs.model_kwargs,
@@ -356,7 +369,7 @@ class LatentThoughtModel(PreTrainedModel, GenerationMixin):
                     inputs_embeds=block,
                     attention_mask=torch.cat(masks, 1),
                     position_ids=inputs.position_ids.gather(1, safe),
-                    past_key_values=cache,
+                    **{cache_keyword(decoder): cache},
                     use_cache=False,
                     output_hidden_states=inputs.all_hidden_states,
                     **inputs.model_kwargs,

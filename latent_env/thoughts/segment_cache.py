@@ -12,10 +12,17 @@ Two situations:
   and the state needed to build the next latent embedding is attached to it with
   :func:`set_carry`, so a ``<thinking>`` token fed in the next call (e.g. by ``generate``) can
   be embedded without recomputing anything.
+
+The KV cache argument is ``cache`` since transformers 5.24 (``past_key_values`` before, now
+deprecated). :func:`take_cache` accepts both names from callers; :func:`cache_keyword` reads the
+name a wrapped decoder takes from its signature, since remote-code models written for older
+releases still take ``past_key_values`` and would silently ignore ``cache``.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,3 +95,26 @@ def set_carry(cache: Any, carry: LatentCarry) -> None:
 def get_carry(cache: Any) -> LatentCarry | None:
     """The carry attached by the previous forward call on ``cache``, if any."""
     return getattr(cache, _CARRY_ATTRIBUTE, None) if cache is not None else None
+
+
+def take_cache(cache: Any, past_key_values: Any) -> Any:
+    """The caller's KV cache under either name (``cache``, or the deprecated ``past_key_values``).
+
+    A cache that arrived under a name the model did not read would fall into ``**kwargs``: the
+    model would extend a private cache and attach the latent carry there, not to the caller's.
+    """
+    if cache is not None and past_key_values is not None and cache is not past_key_values:
+        raise ValueError("pass the KV cache once, as `cache` (or the older `past_key_values`)")
+    return cache if cache is not None else past_key_values
+
+
+def cache_keyword(module: Any) -> str:
+    """The keyword ``module``'s forward takes its KV cache by."""
+    return _forward_cache_keyword(type(module))
+
+
+@functools.cache
+def _forward_cache_keyword(module_class: type) -> str:
+    parameters = inspect.signature(module_class.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+

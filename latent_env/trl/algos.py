@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# TRL removed PPOTrainer in 1.13; the ppo extra pins the last line that has it.
+PPO_INSTALL = "pip install 'latent-env[ppo]'"
+PPO_CLONE_INSTALL = "make venv-ppo, then run .venv-ppo/bin/python train_rl.py --algo ppo"
+
 
 def config_class(algo: str) -> Any:
     if algo == "grpo":
@@ -15,8 +19,19 @@ def config_class(algo: str) -> Any:
 
         return RLOOConfig
     if algo == "ppo":
-        # PPO lives in trl.experimental and only up to trl 1.12.x (pinned in pyproject.toml).
-        from trl.experimental.ppo import PPOConfig
-
-        return PPOConfig
+        return ppo_module().PPOConfig
     raise ValueError(f"--algo must be grpo, rloo or ppo, got {algo!r}")
+
+
+def ppo_module() -> Any:
+    """``trl.experimental.ppo``, or a ``ValueError`` whose one line says how to install it."""
+    try:
+        from trl.experimental import ppo
+    except ImportError:
+        import trl
+
+        raise ValueError(
+            f"--algo ppo needs TRL's PPOTrainer, which trl {trl.__version__} does not have (TRL "
+            f"removed it in 1.13): {PPO_INSTALL} (in a clone: {PPO_CLONE_INSTALL})"
+        ) from None
+    return ppo

@@ -49,6 +49,7 @@ def run_latent_tuning(ctx: RunContext, model_path: str, stage: str,
     from trl import SFTTrainer
 
     from latent_env.thoughts import InsertionSettings, build_stage_examples
+    from latent_env.trl.cpu_head import plain_head_on_cpu
     from latent_env.trl.sft import sft_config
     from latent_env.trl.stages import trainer_flags
 
@@ -71,6 +72,7 @@ def run_latent_tuning(ctx: RunContext, model_path: str, stage: str,
     dataset = Dataset.from_list([e.as_processed() for e in examples])
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset,
                          processing_class=tokenizer)
+    plain_head_on_cpu(trainer)
     result, final = train_and_save(trainer, tokenizer, out, ctx.pipeline.resume)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     inserted = sum(len(e.thinking_positions) for e in examples)

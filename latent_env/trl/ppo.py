@@ -75,8 +75,10 @@ def run_ppo(model_path: str, tokenizer: Any, env: Any, records: list[dict], conf
             out_dir: Path, resume: bool) -> tuple[Path, dict]:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-    from trl.experimental.ppo import PPOTrainer
 
+    from latent_env.trl.algos import ppo_module
+
+    PPOTrainer = ppo_module().PPOTrainer
     prompts = [
         tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True)
         for r in records

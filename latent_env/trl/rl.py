@@ -16,6 +16,7 @@ from typing import Any
 from latent_env.env import LatentEnv
 from latent_env.trl.anchor import TraceBatches, anchored
 from latent_env.trl.checkpoints import train_and_save
+from latent_env.trl.cpu_head import plain_head_on_cpu
 from rewards.trl import EnvReward
 
 
@@ -58,6 +59,7 @@ def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records
         processing_class=tokenizer,
     )
     trainer.anchor = anchor
+    plain_head_on_cpu(trainer)
     _, final = train_and_save(trainer, tokenizer, out_dir, resume)
     return final, summarise_log(trainer.state.log_history)
 

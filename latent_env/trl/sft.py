@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from latent_env.trl.checkpoints import train_and_save
+from latent_env.trl.cpu_head import plain_head_on_cpu
 
 
 def sft_config(out_dir: Path, *, epochs: float, max_steps: int, learning_rate: float,
@@ -50,6 +51,7 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, conf
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
     )
+    plain_head_on_cpu(trainer)
     result, final = train_and_save(trainer, tokenizer, out_dir, resume)
     history = [h for h in trainer.state.log_history if "loss" in h]
     return final, {
