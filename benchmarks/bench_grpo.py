@@ -56,7 +56,7 @@ def run(model_spec: str, reward_funcs: list[Any], records: list[dict], steps: in
         output_dir=tempfile.mkdtemp(prefix="bench-grpo-"), max_steps=steps,
         per_device_train_batch_size=8, num_generations=4, max_completion_length=max_new,
         learning_rate=0.0, beta=0.0, logging_steps=1, save_strategy="no", report_to=[],
-        use_cpu=True, bf16=False, gradient_checkpointing=False, seed=0, disable_tqdm=True,
+        use_cpu=True, bf16=False, activation_checkpointing=False, seed=0, disable_tqdm=True,
     )
     timer = StepTimer()
     callback = type("Timer", (TrainerCallback,), {

@@ -108,7 +108,7 @@ def test_sft_trains_and_the_checkpoint_reloads(stage_dataset, tmp_path, checkpoi
         tokenizer,
         stage_dataset,
         tmp_path,
-        gradient_checkpointing=checkpointing,
+        activation_checkpointing=checkpointing,
     )
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]

@@ -426,7 +426,7 @@ class LatentThoughtModel(PreTrainedModel, GenerationMixin):
         if getattr(checkpoint_fn, "keywords", {}).get("use_reentrant", False):
             raise ValueError(
                 "LatentThoughtModel needs non-reentrant gradient checkpointing: pass "
-                "gradient_checkpointing_kwargs={'use_reentrant': False}"
+                "activation_checkpointing_kwargs={'use_reentrant': False}"
             )
         for layer in layers:
             layer._can_checkpoint_with_cache = True

@@ -103,7 +103,7 @@ def train_stage(model: Any, tokenizer: Any, dataset: Any, steps: int, args: Any)
         report_to=[],
         completion_only_loss=True,
         use_cpu=True,
-        gradient_checkpointing=False,  # TRL turns it on by default; memory is no issue here
+        activation_checkpointing=False,  # TRL turns it on by default; memory is no issue here
         seed=args.seed,
         disable_tqdm=True,
         dataloader_num_workers=0,

@@ -11,7 +11,7 @@ from latent_env.trl.cpu_head import plain_head_on_cpu
 
 def sft_config(out_dir: Path, *, epochs: float, max_steps: int, learning_rate: float,
                batch_size: int, seed: int, report_to: list[str], max_length: int = 640,
-               gradient_checkpointing: bool = False, bf16: bool = False) -> Any:
+               activation_checkpointing: bool = False, bf16: bool = False) -> Any:
     from trl import SFTConfig
 
     return SFTConfig(
@@ -32,7 +32,7 @@ def sft_config(out_dir: Path, *, epochs: float, max_steps: int, learning_rate: f
         max_length=max_length,
         completion_only_loss=True,
         bf16=bf16,
-        gradient_checkpointing=gradient_checkpointing,
+        activation_checkpointing=activation_checkpointing,
         use_cpu=_use_cpu(),
         dataloader_num_workers=0,
         disable_tqdm=False,

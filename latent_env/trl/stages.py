@@ -33,7 +33,7 @@ def train_tasks(ctx: RunContext, part: str) -> list[Any]:
 def trainer_flags(ctx: RunContext) -> dict[str, Any]:
     """Memory/precision flags the supervised stages share with the RL trainer's config."""
     config = ctx.trl_config
-    return {"gradient_checkpointing": bool(getattr(config, "gradient_checkpointing", False)),
+    return {"activation_checkpointing": bool(getattr(config, "activation_checkpointing", False)),
             "bf16": bool(getattr(config, "bf16", False))}
 
 
