@@ -156,6 +156,7 @@ def episode_info(ep: Episode, lat: Latent, g: Any, outcome: Outcome, errors: lis
         "task_id": ep.task.id,
         "family": getattr(ep.task, "family", None),
         "latent": lat.text,
+        "latent/kind": lat.kind,
         "tools": [call.to_dict() for call in lat.calls],
         "tool/calls": outcome.n_tool_calls,
         "tool/errors": outcome.n_tool_errors,

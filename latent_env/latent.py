@@ -14,6 +14,9 @@ from latent_env.actions import THINKING_TOKEN, ParsedAction, Segment, parse_acti
 from latent_env.tools.base import Tool, ToolOutput
 
 MAX_LATENT_CHARS = 16_000  # a latent longer than this is cut (the scorer truncates tokens too)
+# What kind of latent data an episode wrote, for choice metrics. A latent with several kinds
+# counts as the first of code, thinking, reasoning: tool output is the most specific signal.
+LATENT_KINDS: tuple[str, ...] = ("code", "reasoning", "thinking", "empty")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,19 @@ class Latent:
     @property
     def n_tool_errors(self) -> int:
         return sum(1 for c in self.calls if not c.output.ok)
+
+    @property
+    def kind(self) -> str:
+        """One of :data:`LATENT_KINDS`: ``code`` when any tool block was written (run or
+        refused), else ``thinking`` for latent tokens, ``reasoning`` for ``<reason>`` text, else
+        ``empty``."""
+        if self.calls:
+            return "code"
+        if self.n_thinking:
+            return "thinking"
+        if self.n_reason:
+            return "reasoning"
+        return "empty"
 
 
 def run_tool_segments(

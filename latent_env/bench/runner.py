@@ -159,6 +159,7 @@ def episode_record(
         "answer": task.answer,
         "action": action,
         "latent": str(info["latent"]),
+        "kind": str(info["latent/kind"]),
         "tools": tools,
         "reward": float(info["reward/total"]),
         "gain": float(info["reward/loglik_gain"]),

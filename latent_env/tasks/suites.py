@@ -7,6 +7,10 @@ hash space is test, 20% validation, 60% train. A generated task whose context ha
 split is discarded and the generator draws again. So a train set made with any size, seed,
 difficulty or family filter never contains a context of any test set, and a task file can be
 checked after the fact. The founding example is reserved for test.
+
+Families cut from a real corpus set ``meta["split_key"]`` (the passage the context was cut from):
+the split then follows the passage, not the context, so a test passage's text never appears in
+any train context, however the contexts overlap.
 """
 
 from __future__ import annotations
@@ -78,7 +82,8 @@ def context_key(context: str) -> str:
 
 
 def split_of(context: str) -> str:
-    """The split that owns ``context`` (``"train"``, ``"validation"`` or ``"test"``)."""
+    """The split that owns ``context`` (``"train"``, ``"validation"`` or ``"test"``); pass a
+    task's ``meta["split_key"]`` instead when it has one (see the module docstring)."""
     bucket = int(context_key(context)[:8], 16) % 1000
     return next(s for s, (lo, hi) in _SPLIT_RANGES.items() if lo <= bucket < hi)
 
@@ -113,7 +118,7 @@ def _family_tasks(
         level = difficulty or len(tasks) % 3 + 1  # cycle 1, 2, 3 for an even mix
         task = generate(rng, level)
         key = context_key(task.context)
-        if key in seen or split_of(task.context) != split:
+        if key in seen or split_of(task.meta.get("split_key") or task.context) != split:
             continue
         if split != "test" and key in _RESERVED_FOR_TEST:
             continue

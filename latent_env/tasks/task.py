@@ -3,7 +3,8 @@
 A task is one prediction problem: the policy reads ``context`` (X) and is rewarded by how much
 its latent data raises log p(``continuation`` | latent + X). ``answer`` is the bare value the
 continuation starts with (for accuracy metrics), ``program`` is gold Python code whose printed
-output helps predict the continuation, ``family`` names the generator or source, and ``meta``
+output helps predict the continuation, ``reason`` is gold reasoning text (written as
+``<reason>…</reason>``) that helps, ``family`` names the generator or source, and ``meta``
 keeps every other key of the JSON object (difficulty, split, seed, template, ...).
 """
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 REQUIRED_KEYS: tuple[str, ...] = ("id", "context", "continuation")
-OPTIONAL_KEYS: tuple[str, ...] = ("answer", "program", "family")
+OPTIONAL_KEYS: tuple[str, ...] = ("answer", "program", "reason", "family")
 RESERVED_KEYS: frozenset[str] = frozenset(REQUIRED_KEYS + OPTIONAL_KEYS)
 
 
@@ -44,6 +45,7 @@ class Task:
     continuation: str
     answer: str | None = None
     program: str | None = None
+    reason: str | None = None
     family: str | None = None
     # hash=False: a dict is unhashable, and two tasks are told apart by their other fields.
     meta: dict[str, Any] = field(default_factory=dict, hash=False)

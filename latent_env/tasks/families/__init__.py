@@ -4,6 +4,11 @@ Each family is a function ``generate(rng: numpy.random.Generator, difficulty: in
 (difficulty 1..3 grows number sizes, item counts and steps). A task's continuation is
 ``" " + answer`` plus at most a couple of words; its ``program`` is gold Python that prints
 exactly the answer; ``meta["template"]`` names the surface template used.
+
+:data:`EXPECTED_KINDS` states, for every family, which kinds of latent data
+(:data:`latent_env.latent.LATENT_KINDS`) are expected to help its predictions. The claim is
+checked, not assumed: ``latent-env bench`` measures each kind's gold with its "oracle by kind"
+(``benchmarks/RESULTS.md`` records the measurement).
 """
 
 from __future__ import annotations
@@ -37,6 +42,20 @@ FAMILIES: dict[str, Generator] = {
 }
 
 
+# Which latent kinds are expected to help each family (see the module docstring).
+EXPECTED_KINDS: dict[str, tuple[str, ...]] = {
+    "average": ("code",),
+    "sum_diff": ("code",),
+    "multi_step": ("code",),
+    "percent": ("code",),
+    "unit_convert": ("code",),
+    "date_arith": ("code",),
+    "count_items": ("code",),
+    "sequence": ("code",),
+    "trend": ("code",),
+}
+
+
 def family_description(name: str) -> str:
     """First line of a family generator's docstring."""
     doc = FAMILIES[name].__doc__ or ""
@@ -65,6 +84,6 @@ def generate_task(family: str, rng: np.random.Generator, difficulty: int = 1) ->
 
 
 __all__ = [
-    "DIFFICULTIES", "FAMILIES", "Generator", "check_difficulty", "check_family",
+    "DIFFICULTIES", "EXPECTED_KINDS", "FAMILIES", "Generator", "check_difficulty", "check_family",
     "family_description", "generate_task",
 ]
