@@ -33,7 +33,8 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "command, expected",
     [
-        ("bench", ["--policy SPEC", "--episodes", "--jobs", "--families", "(default: synthetic)"]),
+        ("bench", ["--policy SPEC", "--episodes", "--jobs", "--families", "(default: synthetic)",
+                   "--no-oracle-by-kind"]),
         ("complete", ["--max-new-tokens", "(default: hf:default)", "--policy SPEC"]),
         ("compare", ["RESULTS_JSON", "--baseline POLICY", "--out OUT"]),
     ],
@@ -64,9 +65,10 @@ def test_tiny_bench_run_in_a_subprocess(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     results = json.loads((tmp_path / "tmp" / "results.json").read_text())
-    assert list(results["policies"]) == ["none", "oracle"]
+    assert list(results["policies"]) == ["none", "oracle", "oracle by kind"]
     assert results["policies"]["none"]["mean_gain_nats"] == 0.0
     assert "latent-env bench: policies" in done.stdout and "oracle" in done.stdout
+    assert "choice of latent kind" in done.stdout and results["choice"]["none"]["*"]["regret"] >= 0
     assert (tmp_path / "tmp" / "report.html").is_file()
 
 

@@ -75,7 +75,9 @@ def test_bench_pairs_every_policy_with_the_first(tmp_path, capsys):
     assert main(bench_args(tmp_path, "none", "oracle", "random")) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     paired = results["paired"]
-    assert paired["baseline"] == "none" and list(paired["against"]) == ["oracle", "random"]
+    assert paired["baseline"] == "none"
+    # bench adds the oracle by kind after the asked-for policies; it is paired like them.
+    assert list(paired["against"]) == ["oracle", "random", "oracle by kind"]
     oracle = paired["against"]["oracle"]
     assert oracle["episodes"] == results["policies"]["oracle"]["episodes"]
     assert oracle["mean_gain_delta"] == pytest.approx(
@@ -100,7 +102,10 @@ def test_compare_pairs_policies_from_separate_runs(two_runs, tmp_path, capsys):
     paired = json.loads(out.read_text())
     oracle_twice = f"oracle ({second})"  # a name two files share is told apart by its file
     assert paired["baseline"] == "none"
-    assert list(paired["against"]) == ["oracle", "random", oracle_twice]
+    by_kind_twice = f"oracle by kind ({second})"  # each run has its own oracle by kind
+    assert list(paired["against"]) == [
+        "oracle", "oracle by kind", "random", oracle_twice, by_kind_twice,
+    ]
     same = paired["against"][oracle_twice]  # the oracle is deterministic: run 2 = run 1
     first_results = json.loads(first.read_text())
     assert same["mean_gain_delta"] == pytest.approx(

@@ -46,13 +46,13 @@ def test_bad_stage_order_and_algo_are_rejected_with_a_fix():
 def test_default_preset_leaves_room_for_the_longest_gold_latent(tmp_path):
     """The CPU preset's generation limits must not cut a correct latent (trend programs are long)."""
     from latent_env.models import load_tokenizer
-    from latent_env.trl.data import echo_latent, split_tasks
+    from latent_env.trl.data import split_tasks, trace_latent
 
     pipeline, sft, _, evaluation, _, trl_config = train_rl.parse(["--run_dir", str(tmp_path)])
     assert pipeline.model == "default" and sft.sft_trace_style == "echo"
     tokenizer = load_tokenizer("default")
-    longest = max(len(tokenizer(echo_latent(t))["input_ids"])
-                  for t in split_tasks(pipeline.tasks, "test", 25))
+    latents = [trace_latent(t) for t in split_tasks(pipeline.tasks, "test", 25)]
+    longest = max(len(tokenizer(latent)["input_ids"]) for latent in latents if latent)
     assert longest < evaluation.eval_max_new_tokens
     assert longest < trl_config.max_completion_length
 
@@ -100,9 +100,37 @@ def test_smoke_preset_runs_every_stage_and_writes_the_run(tmp_path):
     assert "[sft] finished; removed 1 Trainer checkpoint(s)" in out.stdout
     assert f"run directory: {run_dir}  (metrics.json, config.json, eval/)" in out.stdout
     assert (run_dir / "eval" / "table.md").read_text().startswith("| policy |")
+    assert "Choice of latent kind" in out.stdout
+    assert (run_dir / "eval" / "choice.md").read_text().startswith("| policy |")
+    kinds = metrics["sft"]["traces"]  # every kind of the suite's families is taught
+    assert kinds["code"] > 0 and kinds["reasoning"] > 0 and kinds["empty"] > 0
+    oracle = metrics["eval"]["choice"]["oracle by kind"]
+    assert oracle["regret"] == 0.0 and oracle["oracle_gain"] >= 0.0
     assert (run_dir / "eval" / "gain_by_family.png").is_file()
     assert json.loads((run_dir / "config.json").read_text())["pipeline"]["preset"] == "smoke"
     assert list(run_dir.glob("*/runs/*/events.out.tfevents.*"))  # TensorBoard logs
+
+
+@pytest.mark.slow
+def test_text_flag_mixes_raw_text_into_training_and_evaluation(tmp_path):
+    from latent_env.tasks.corpus import bundled_documents
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for doc_id, text in bundled_documents()[:12]:
+        (corpus / f"{doc_id.replace('/', '_')}.txt").write_text(text, encoding="utf-8")
+    run_dir = tmp_path / "run"
+    out = run_train("--preset", "smoke", "--stages", "sft", "--text", str(corpus),
+                    "--text_per_mode", "2", "--run_dir", str(run_dir))
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    episodes = json.loads((run_dir / "eval" / "results.json").read_text())["episodes"]
+    text_families = {e["family"] for e in episodes if e["family"].startswith("text:")}
+    assert text_families == {"text:numbers", "text:random", "text:loss"}
+    train_ids = {t["id"] for t in json.loads((run_dir / "sft" / "tasks.json").read_text())}
+    assert any(i.startswith("text/train/") for i in train_ids)
+    assert not any(e["task_id"] in train_ids for e in episodes)  # test passages only
+    assert metrics["sft"]["traces"]["empty"] >= 6  # the text's positions are taught nothing
 
 
 def run_smoke_rl_stage(run_dir: Path, algo: str) -> None:

@@ -9,6 +9,7 @@ import pytest
 from latent_env.env import LatentEnv
 from latent_env.scoring import LogLikScorer
 from latent_env.tasks import FAMILIES, Task, load_tasks
+from latent_env.tasks.families import EXPECTED_KINDS
 from latent_env.tools import load_tools
 from latent_env.trl.data import (
     echo_latent,
@@ -17,6 +18,8 @@ from latent_env.trl.data import (
     rl_records,
     split_tasks,
     take_per_family,
+    trace_kinds,
+    trace_latent,
 )
 
 
@@ -43,7 +46,7 @@ def program_of(latent: str) -> str:
 def test_echo_traces_print_the_texts_last_words_then_the_answer(python_tool):
     tasks = one_task_per_family()
     assert {t.family for t in tasks} == set(FAMILIES)
-    for task in tasks:
+    for task in [t for t in tasks if t.program]:
         last_words = " ".join(task.context.split("\n")[-1].split()[-6:])
         output = python_tool.run(program_of(echo_latent(task))).output.strip()
         gold = python_tool.run(task.program).output.strip()
@@ -70,7 +73,7 @@ def test_echo_quotes_text_safely_and_keeps_programs_without_a_final_print(python
 
 
 def test_sft_records_are_conversations_in_the_chosen_style(env):
-    tasks = one_task_per_family()[:3]
+    tasks = [t for t in one_task_per_family() if t.program][:3]
     echo = gold_sft_records(env, tasks)
     plain = gold_sft_records(env, tasks, style="program")
     assert [r["completion"][0]["content"] for r in echo] == [echo_latent(t) for t in tasks]
@@ -99,3 +102,27 @@ def test_take_per_family_interleaves_so_prefixes_are_balanced():
     assert len(chosen) == 2 * n
     assert len(set(families[:n])) == n and len(set(families[n:])) == n
 
+
+
+def test_each_family_is_taught_the_kind_it_expects():
+    kinds = trace_kinds([{"completion": [{"content": trace_latent(t)}]}
+                         for t in one_task_per_family()])
+    expected = [EXPECTED_KINDS[f][0] for f in FAMILIES]
+    assert kinds == {k: expected.count(k) for k in ("code", "reasoning", "empty")}
+    assert sum(kinds.values()) == len(FAMILIES)
+
+
+def test_trace_latent_prefers_program_then_reason_then_nothing():
+    both = Task(id="b", context="x", continuation=" 1", program="print(1)", reason="It is 1.")
+    assert trace_latent(both, style="program") == "<python>\nprint(1)\n</python>"
+    reason = Task(id="r", context="x", continuation=" Lina.", reason=" So it is Lina. ")
+    assert trace_latent(reason) == "<reason>So it is Lina.</reason>"
+    prose = Task(id="p", context="x", continuation=" and so on", family="prose")
+    assert trace_latent(prose) == "<done/>"
+    raw = Task(id="t", context="x", continuation=" 3", family="rawtext",
+               meta={"source": "rawtext"})
+    assert trace_latent(raw) == "<done/>"
+    unknown = Task(id="u", context="x", continuation=" y", family="mine")
+    assert trace_latent(unknown) is None
+    with pytest.raises(ValueError, match="trace style"):
+        trace_latent(reason, style="verbose")

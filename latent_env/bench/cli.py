@@ -1,13 +1,17 @@
 """``latent-env bench``: run policies over a task suite and report gains, accuracy and speed.
 
 Every policy walks the same tasks through :class:`~latent_env.vector.LatentVectorEnv` with one
-shared scorer. Results go to ``OUT/results.json`` (summary per policy and family with seeded 95%
-bootstrap intervals, every later policy paired with the first on the same tasks, the
-configuration, every episode), ``OUT/report.html``, two PNG plots, and tables on stdout. For the
-same arguments the results are the same, except the timing fields ``episodes_per_s`` and
+shared scorer. Then, unless ``--no-oracle-by-kind``, the *oracle by kind* runs every task's gold
+latents (code, reasoning, empty; see :mod:`latent_env.bench.choice`) and keeps the best: it is
+one more policy, ``"oracle by kind"``, and the reference of ``results.json["choice"]`` (each
+policy's choice of latent kind, its gain per kind and its regret). Results go to
+``OUT/results.json`` (summary per policy and family with seeded 95% bootstrap intervals, every
+later policy paired with the first on the same tasks, the choice metrics, the configuration,
+every episode), ``OUT/report.html``, ``OUT/choice.md``, two PNG plots, and tables on stdout. For
+the same arguments the results are the same, except the timing fields ``episodes_per_s`` and
 ``wall_s``.
 
-Exit status: 0 when at least one policy ran to the end, 1 when every policy failed (each failure
+Exit status: 0 when at least one ``--policy`` ran to the end, 1 when every one failed (each failure
 is in ``results.json``), 2 for a user mistake (unknown SPEC, missing or malformed task file, …).
 """
 
@@ -50,7 +54,9 @@ def add_bench_subparser(subparsers: argparse._SubParsersAction) -> None:
             "Run each policy over the tasks (one episode per task, batched through the vector "
             "env with one shared scorer) and write results.json, report.html and plots to OUT. "
             "Every later policy is also paired with the first on the same tasks (gain difference "
-            "with its own interval, answers fixed and broken, sign test). "
+            "with its own interval, answers fixed and broken, sign test). The oracle by kind "
+            "(each task's best gold latent: code, reasoning or empty) measures every policy's "
+            "choice of latent kind. "
             "Policy SPECs: none, random, oracle, hf:PATH_OR_ID|default, "
             "openai:BASE_URL#MODEL, tree:BASE_SPEC; options as SPEC?key=value&key=value."
         ),
@@ -79,6 +85,9 @@ def add_bench_subparser(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated tools the env runs")
     parser.add_argument("--combiner", default="prefix", choices=sorted(COMBINERS),
                         help="how c(X, L) is formed")
+    parser.add_argument("--no-oracle-by-kind", dest="oracle_by_kind", action="store_false",
+                        help="skip the oracle by kind (each task's best gold latent: code, "
+                        "reasoning or empty) and the regret it gives the choice metrics")
     add_prompt_argument(parser)
     parser.set_defaults(func=run_bench)
 
@@ -120,7 +129,8 @@ def run_bench(args: argparse.Namespace) -> int:
             tool.close()
     results = assemble_results(runs, args, len(tasks))
     _write_outputs(results, out)
-    return 0 if any(not s["failed"] for s in results["policies"].values()) else 1
+    # The oracle by kind cannot fail: only the asked-for policies decide the exit status.
+    return 0 if any(not results["policies"][s]["failed"] for s in specs) else 1
 
 
 def _check_specs(specs: Sequence[str]) -> list[str]:
@@ -168,6 +178,7 @@ def _run_all(policies: list[Any], tasks: list[Any], scorer: Any, tools: dict, ar
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    from latent_env.bench.choice import ORACLE_BY_KIND, gold_actions, run_oracle_by_kind
     from latent_env.bench.runner import EpisodeStepper, run_policy
 
     stepper = EpisodeStepper(scorer, tools, min(args.jobs, len(tasks)), prompt=args.prompt)
@@ -183,11 +194,18 @@ def _run_all(policies: list[Any], tasks: list[Any], scorer: Any, tools: dict, ar
             if run.failed:
                 progress.update(bar, description=f"{policy.name} FAILED".replace("[", r"\["))
             runs.append(run)
+        if args.oracle_by_kind:  # no generation: one scoring batch per width of candidates
+            n_candidates = sum(len(gold_actions(t)) for t in tasks)
+            bar = progress.add_task(ORACLE_BY_KIND, total=n_candidates)
+            runs.append(run_oracle_by_kind(tasks, stepper, args.seed,
+                                           on_batch=lambda n, bar=bar: progress.advance(bar, n)))
     return runs
 
 
 def assemble_results(runs: list[Any], args: argparse.Namespace, n_tasks: int) -> dict[str, Any]:
-    """The ``results.json`` object: policies' summaries, the configuration, every episode."""
+    """The ``results.json`` object: policies' summaries, the paired comparison, the choice
+    metrics (against the oracle by kind when it ran), the configuration, every episode."""
+    from latent_env.bench.choice import ORACLE_BY_KIND, choice_metrics
     from latent_env.bench.paired import paired_against
     from latent_env.bench.stats import summarize_policy
 
@@ -200,9 +218,12 @@ def assemble_results(runs: list[Any], args: argparse.Namespace, n_tasks: int) ->
     compared = [spec for spec, s in policies.items() if not s["failed"]]
     paired = ({} if policies.get(baseline, {}).get("failed", True)
               else paired_against(baseline, compared, episodes, args.seed))
+    oracle = next((run.records for run in runs if run.spec == ORACLE_BY_KIND), None)
+    choice = choice_metrics({run.spec: run.records for run in runs}, oracle)
     return {
         "policies": policies,
         "paired": {"baseline": baseline, "against": paired},
+        "choice": choice,
         "config": bench_config(args, n_tasks),
         "episodes": episodes,
     }
@@ -216,7 +237,7 @@ def bench_config(args: argparse.Namespace, n_tasks: int) -> dict[str, Any]:
         "episodes": n_tasks, "seed": args.seed, "limit": args.limit,
         "families": args.families, "jobs": args.jobs, "model": args.model,
         "tools": args.tools, "combiner": args.combiner, "prompt": args.prompt, "out": args.out,
-        "latent_env_version": __version__,
+        "oracle_by_kind": args.oracle_by_kind, "latent_env_version": __version__,
     }
     config["command"] = bench_command(args)
     return config
@@ -232,10 +253,13 @@ def bench_command(args: argparse.Namespace) -> str:
         value = getattr(args, flag)
         if value is not None:
             parts += [f"--{flag}", str(value)]
+    if not args.oracle_by_kind:
+        parts.append("--no-oracle-by-kind")
     return shlex.join(parts)
 
 
 def _write_outputs(results: dict[str, Any], out: Path) -> None:
+    from latent_env.bench.choice import choice_markdown, print_choice_table
     from latent_env.bench.plots import write_plots
     from latent_env.bench.report import write_report
     from latent_env.bench.table import print_paired, print_tables, wide_console
@@ -243,8 +267,11 @@ def _write_outputs(results: dict[str, Any], out: Path) -> None:
     write_json_atomic(out / "results.json", results)
     plots = write_plots(results["policies"], results["episodes"], out)
     write_report(results, plots, out / "report.html")
+    choice = results.get("choice")
+    (out / "choice.md").write_text(choice_markdown(choice or {}), encoding="utf-8")
     console = wide_console()
     print_tables(results["policies"], console)
+    print_choice_table(choice, console)
     print_paired(results["paired"]["baseline"], results["paired"]["against"], console)
     console.print(f"results: {out / 'results.json'}   report: {out / 'report.html'}",
                   markup=False, highlight=False)

@@ -1,9 +1,10 @@
 """``report.html``: one self-contained page (inline CSS, PNGs inlined as base64, no JavaScript).
 
-The page holds the summary tables, the plots, and per policy a list of episodes: the context,
-each tool block (Python highlighted) with its output, and the continuation with every token
-coloured by its log-prob gain — green where the latent helped, red where it hurt, stronger for
-larger magnitudes — as ``<span class="tok" data-gain="…" title="…">``.
+The page holds the summary tables, the choice of latent kind per policy and family, the plots,
+and per policy a list of episodes: the context, each tool block (Python highlighted) with its
+output, and the continuation with every token coloured by its log-prob gain — green where the
+latent helped, red where it hurt, stronger for larger magnitudes — as
+``<span class="tok" data-gain="…" title="…">``.
 
 Latents, tool outputs and task texts are untrusted (model output, user files): every string is
 HTML-escaped on the way in, attributes included.
@@ -17,6 +18,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from latent_env.bench.choice import CHOICE_NOTE, choice_rows
 from latent_env.bench.highlight import HIGHLIGHT_CSS, highlight_python
 from latent_env.bench.table import (
     PAIRED_COLUMNS,
@@ -44,6 +46,10 @@ th:first-child, td:first-child { text-align: left; white-space: normal; word-bre
                                  max-width: 320px; }
 th { background: #f6f8fa; }
 table.families th { white-space: normal; overflow-wrap: anywhere; max-width: 240px; }
+table.choice th, table.choice td { padding: 3px 6px; }
+table.choice th { white-space: normal; }
+table.choice td:first-child { min-width: 140px; word-break: normal; overflow-wrap: anywhere; }
+table.choice th:nth-child(2), table.choice td:nth-child(2) { text-align: left; }
 tr.failed td { color: #b42318; }
 ul.errors { color: #b42318; } ul.errors li { word-break: break-word; }
 .config { color: #57606a; font-family: ui-monospace, monospace; font-size: 12px; }
@@ -178,6 +184,15 @@ def _paired_section(paired: Mapping[str, Any] | None) -> str:
             + _table(PAIRED_COLUMNS, paired_rows(paired["against"])))
 
 
+def _choice_section(choice: Mapping[str, Any] | None) -> str:
+    """The choice of latent kind per policy × family; nothing for older results without it."""
+    if not choice:
+        return ""
+    header, rows = choice_rows(choice)
+    return ('<h2 id="choice">Choice of latent kind</h2>'
+            f"<p>{escape(CHOICE_NOTE)}.</p>" + _table(header, rows, css="choice"))
+
+
 def render_report(results: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
     """The whole page as a string; ``images`` maps plot names to PNG bytes."""
     policies = results["policies"]
@@ -201,6 +216,7 @@ def render_report(results: Mapping[str, Any], images: Mapping[str, bytes]) -> st
         "<h2>Policies</h2>" + _table(SUMMARY_COLUMNS, summary_rows(policies), failed_col=8)
         + _failure_list(policies) + _paired_section(results.get("paired"))
         + "<h2>Mean gain per family</h2>" + _table(header, rows, css="families")
+        + _choice_section(results.get("choice"))
         + f"<h2>Plots</h2>{plots}" + _legend() + sections + "</body></html>"
     )
 

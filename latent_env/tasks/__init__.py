@@ -29,6 +29,8 @@ Synthetic families (``FAMILIES``; ``generate(rng, difficulty) -> Task``, difficu
 ``count_items``   things packed, outcomes in a list, letters in words, guests, words
 ``sequence``      next term of arithmetic, geometric, quadratic, Fibonacci-like sequences
 ``trend``         linear extrapolation of yearly/monthly values with noise (np.polyfit)
+``prose``         a word boundary in the bundled Python docs (no gold: the best latent is none)
+``text_numbers``  the position before a number in the bundled Python docs (no gold either)
 
 Each family mixes several surface templates (``meta["template"]``), names and units.
 
@@ -41,8 +43,18 @@ a context: each context is owned by one split through a hash (see :mod:`.suites`
 Other sources: :func:`tasks_from_text` / :func:`tasks_from_file` /
 :func:`tasks_from_hf_dataset` cut raw text at numbers, random words or high-loss positions;
 :func:`tasks_from_reasoning_gym` adapts the optional reasoning-gym package.
+:func:`corpus_tasks` cuts tasks from the passages of a corpus (:func:`read_texts`, or the
+bundled Python docs, :func:`bundled_documents`) that one split owns (:mod:`.corpus`).
 """
 
+from latent_env.tasks.corpus import (
+    Passage,
+    bundled_documents,
+    corpus_passages,
+    corpus_tasks,
+    passages,
+    read_texts,
+)
 from latent_env.tasks.families import DIFFICULTIES, FAMILIES, generate_task
 from latent_env.tasks.jsonl import load_jsonl, write_jsonl
 from latent_env.tasks.rawtext import tasks_from_file, tasks_from_hf_dataset, tasks_from_text
@@ -65,4 +77,5 @@ __all__ = [
     "TaskError", "TaskFormatError", "context_key", "generate_task", "list_suites",
     "load_jsonl", "load_tasks", "make_suite", "split_of", "tasks_from_file",
     "tasks_from_hf_dataset", "tasks_from_reasoning_gym", "tasks_from_text", "write_jsonl",
+    "Passage", "bundled_documents", "corpus_passages", "corpus_tasks", "passages", "read_texts",
 ]

@@ -58,6 +58,14 @@ class PipelineArguments:
                                                        "or all cores)"})
     train_per_family: int = field(default=40, metadata={
         "help": "training tasks drawn per family from the suite's train split"})
+    text: str = field(default="", metadata={
+        "help": "raw text to train on as well: a .txt file or a directory of .txt/.md files. Its "
+                "passages are split into train/validation/test by a hash of their text; tasks are "
+                "cut in train passages before numbers, at high-loss positions and at random word "
+                "boundaries (latent_env/tasks/corpus.py), and evaluation adds test passages"})
+    text_per_mode: int = field(default=24, metadata={
+        "help": "with --text: tasks per split-point mode (numbers, loss, random) for SFT, and as "
+                "many again for RL; no-help positions are taught the empty latent"})
 
     def __post_init__(self) -> None:
         stages = self.stage_list
@@ -70,6 +78,10 @@ class PipelineArguments:
             raise ValueError(f"--algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
         if self.train_per_family < 1:
             raise ValueError("--train_per_family must be at least 1")
+        if self.text_per_mode < 1:
+            raise ValueError("--text_per_mode must be at least 1")
+        if self.text and not Path(self.text).exists():
+            raise ValueError(f"--text {self.text}: no such file or directory")
 
     @property
     def stage_list(self) -> list[str]:

@@ -1,7 +1,9 @@
 """Datasets for the training stages, built from tasks through the environment's own prompt.
 
 * SFT traces (prompt-completion, conversational): the observation the environment would show as
-  the user turn, a latent as the assistant turn. Gold traces come from tasks' programs.
+  the user turn, a latent as the assistant turn. Gold traces come from each task's gold of the
+  kind its family needs (:func:`trace_latent`): a program, a reason, or the empty latent
+  ``<done/>`` where nothing helps, so SFT teaches the choice as well as the writing.
 * RL prompts: the same user turn, plus the task as JSON (column ``task``) for the reward.
 """
 
@@ -12,12 +14,40 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from latent_env.actions import DONE_TOKEN
 from latent_env.env import LatentEnv
 from latent_env.tasks import Task, load_tasks
+from latent_env.tasks.families import EXPECTED_KINDS
 from latent_env.trl.config import TRACE_STYLES
 
 ECHO_WORDS = 6  # measured on 54 train tasks: 2 words +6.02 nats, 3: +6.24, 6: +6.34
 FINAL_PRINT = re.compile(r"print\((?P<args>.*)\)\s*$")
+
+
+def expects_nothing(task: Task) -> bool:
+    """True for no-help positions: the task's family expects only the empty latent to help, or
+    the task was cut from raw text and has no gold of any kind."""
+    if task.program or task.reason:
+        return False
+    if task.family in EXPECTED_KINDS:
+        return EXPECTED_KINDS[task.family] == ("empty",)
+    return task.meta.get("source") in ("rawtext", "corpus")
+
+
+def trace_latent(task: Task, style: str = "echo") -> str | None:
+    """The latent SFT teaches for ``task``, or ``None`` when it has nothing to teach.
+
+    A gold program wins (in ``style``: :func:`echo_latent` or :func:`gold_latent`), then a gold
+    reason as ``<reason>…</reason>``, then ``<done/>`` (write nothing) for no-help positions
+    (:func:`expects_nothing`). A task of an unknown family with no gold teaches nothing.
+    """
+    if style not in TRACE_STYLES:
+        raise ValueError(f"trace style must be one of {TRACE_STYLES}, got {style!r}")
+    if task.program:
+        return echo_latent(task) if style == "echo" else gold_latent(task)
+    if task.reason:
+        return f"<reason>{task.reason.strip()}</reason>"
+    return DONE_TOKEN if expects_nothing(task) else None
 
 
 def gold_latent(task: Task) -> str:
@@ -57,13 +87,22 @@ def sft_records(env: LatentEnv, tasks: Sequence[Task], latents: Sequence[str]) -
 
 
 def gold_sft_records(env: LatentEnv, tasks: Sequence[Task], style: str = "echo") -> list[dict]:
-    """Traces from tasks' gold programs, in ``style`` ``"echo"`` (:func:`echo_latent`) or
-    ``"program"`` (the program as written, :func:`gold_latent`)."""
-    if style not in TRACE_STYLES:
-        raise ValueError(f"trace style must be one of {TRACE_STYLES}, got {style!r}")
-    make = echo_latent if style == "echo" else gold_latent
-    with_program = [t for t in tasks if t.program]
-    return sft_records(env, with_program, [make(t) for t in with_program])
+    """Traces from tasks' gold latents (:func:`trace_latent`; programs in ``style`` ``"echo"``
+    or ``"program"``); tasks with nothing to teach are left out."""
+    pairs = [(t, trace_latent(t, style)) for t in tasks]
+    kept = [(t, latent) for t, latent in pairs if latent is not None]
+    return sft_records(env, [t for t, _ in kept], [latent for _, latent in kept])
+
+
+def trace_kinds(records: Sequence[dict]) -> dict[str, int]:
+    """How many traces of each latent kind a record list holds (code, reasoning, empty)."""
+    counts = {"code": 0, "reasoning": 0, "empty": 0}
+    for record in records:
+        content = record["completion"][0]["content"]
+        kind = ("empty" if content == DONE_TOKEN else
+                "reasoning" if content.startswith("<reason>") else "code")
+        counts[kind] += 1
+    return counts
 
 
 def rl_records(env: LatentEnv, tasks: Sequence[Task]) -> list[dict[str, Any]]:

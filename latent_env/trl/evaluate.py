@@ -1,4 +1,6 @@
-"""The before/after table: base model, stage checkpoints, oracle and none on the test split.
+"""The before/after table: base model, stage checkpoints, oracle and none on the test split,
+then the choice table: which kind of latent each policy wrote, per family, against the oracle
+by kind (:mod:`latent_env.bench.choice`).
 
 Runs through the same machinery as ``latent-env bench`` (vector env, one frozen reward model,
 batched scoring) and writes ``RUN/eval/results.json``, ``RUN/eval/table.md`` and the plots.
@@ -12,8 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from latent_env.trl.data import split_tasks
-from latent_env.trl.pipeline import RunContext, make_env
+from latent_env.trl.data import split_tasks, take_per_family
+from latent_env.trl.pipeline import RunContext, make_env, text_tasks
 
 TABLE_HEADER = (
     "| policy | mean gain (nats) [95% CI] | answer accuracy | no-latent accuracy | "
@@ -42,11 +44,12 @@ def before_after(ctx: RunContext, final_model: str) -> dict[str, Any]:
     """Run every policy of :func:`policies_to_compare`; ``{"policies": headline per label,
     "paired": trained against the last checkpoint before it (empty if there is none)}``."""
     from agents.registry import make_policy
+    from latent_env.bench.choice import ORACLE_BY_KIND, choice_metrics, run_oracle_by_kind
     from latent_env.bench.runner import EpisodeStepper, run_policy
     from latent_env.bench.stats import summarize_policy
 
     env = make_env(ctx)
-    tasks = split_tasks(ctx.pipeline.tasks, "test", ctx.evaluation.eval_per_family)
+    tasks = eval_tasks(ctx)
     stepper = EpisodeStepper(env.scorer, env.tools, min(ctx.evaluation.eval_batch_size,
                                                         len(tasks)), prompt=env.prompt)
     summaries: dict[str, Any] = {}
@@ -63,10 +66,26 @@ def before_after(ctx: RunContext, final_model: str) -> dict[str, Any]:
         summaries[label] = summarize_policy(label, run.records, ctx.seed, run.wall_s, run.error)
         records.extend(run.records)
         del policy  # free the policy's model before loading the next
+    print(f"[eval] {ORACLE_BY_KIND}: every gold kind and the empty latent on each task")
+    oracle = run_oracle_by_kind(tasks, stepper, seed=ctx.seed)
+    summaries[ORACLE_BY_KIND] = summarize_policy(ORACLE_BY_KIND, oracle.records, ctx.seed,
+                                                 oracle.wall_s, oracle.error)
+    by_label = {label: [r for r in records if r["policy"] == label] for label in summaries}
+    by_label[ORACLE_BY_KIND] = oracle.records
+    choice = choice_metrics(by_label, oracle.records)
+    records.extend(oracle.records)
     paired = last_stage_paired(summaries, records, ctx.seed)
-    write_eval(ctx, summaries, records, paired)
+    write_eval(ctx, summaries, records, paired, choice)
     return {"policies": {label: _headline(s) for label, s in summaries.items()},
-            "paired": paired}
+            "paired": paired, "choice": {label: cells.get("*") for label, cells in choice.items()}}
+
+
+def eval_tasks(ctx: RunContext) -> list[Any]:
+    """The held-out tasks: ``eval_per_family`` test tasks of each suite family, and as many of
+    each ``--text`` family from its test passages."""
+    per_family = ctx.evaluation.eval_per_family
+    return (split_tasks(ctx.pipeline.tasks, "test", per_family)
+            + take_per_family(text_tasks(ctx, "test"), per_family))
 
 
 def last_stage_paired(summaries: dict[str, Any], records: list[dict[str, Any]],
@@ -85,24 +104,29 @@ def last_stage_paired(summaries: dict[str, Any], records: list[dict[str, Any]],
 
 
 def write_eval(ctx: RunContext, summaries: dict[str, Any], records: list[dict[str, Any]],
-               paired: dict[str, Any] | None = None) -> None:
+               paired: dict[str, Any] | None = None, choice: dict[str, Any] | None = None) -> None:
+    from latent_env.bench.choice import choice_markdown, print_choice_table
     from latent_env.bench.paired import describe
     from latent_env.bench.plots import write_plots
     from latent_env.bench.table import print_tables
 
     out = ctx.run_dir / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"policies": summaries, "paired": paired or {}, "episodes": records,
+    payload = {"policies": summaries, "paired": paired or {}, "choice": choice or {},
+               "episodes": records,
                "config": {"tasks": ctx.pipeline.tasks, "split": "test",
                           "per_family": ctx.evaluation.eval_per_family}}
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=str))
     footer = describe(paired["baseline"], paired["candidate"], paired) if paired else ""
     table = markdown_table(summaries)
     (out / "table.md").write_text(table + (f"\n{footer}\n" if footer else ""))
+    (out / "choice.md").write_text(choice_markdown(choice or {}))
     write_plots(summaries, records, out)
     print_tables(summaries)
     if footer:
         print(footer)
+    if choice:
+        print_choice_table(choice)
 
 
 def markdown_table(summaries: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ class RunContext:
     env: Any = None
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     metrics: dict[str, Any] = field(default_factory=dict)
+    text_cache: dict[str, list[Any]] = field(default_factory=dict)  # --text tasks by split
 
     @property
     def seed(self) -> int:
@@ -125,6 +126,32 @@ def make_env(ctx: RunContext) -> Any:
             reward=ctx.pipeline.reward,
         )
     return ctx.env
+
+
+def text_tasks(ctx: RunContext, split: str) -> list[Any]:
+    """Tasks cut from ``--text`` in the passages ``split`` owns (none without ``--text``).
+
+    The train split gives ``2 × text_per_mode`` per mode (SFT takes the first half of each family,
+    RL the second); the test split ``eval_per_family`` per mode. High-loss positions are found with
+    the reward model, so a run cuts the same tasks on resume. Cached on ``ctx``.
+    """
+    if not ctx.pipeline.text:
+        return []
+    if split not in ctx.text_cache:
+        from latent_env.tasks.corpus import corpus_tasks, read_texts
+
+        n = (2 * ctx.pipeline.text_per_mode if split == "train"
+             else ctx.evaluation.eval_per_family)
+        scorer = make_env(ctx).scorer
+        print(f"[text] cutting up to {n} tasks per mode from the {split} passages of "
+              f"{ctx.pipeline.text}")
+        tasks = corpus_tasks(
+            read_texts(ctx.pipeline.text), split, numbers=n, random=n, loss=n, scorer=scorer,
+            tokenizer=scorer.tokenizer, seed=ctx.seed, id_prefix="text")
+        # Families of their own (text:numbers, text:random, text:loss), so the tables show the
+        # user's text apart from the bundled corpus families.
+        ctx.text_cache[split] = [replace(t, family=f"text:{t.meta['mode']}") for t in tasks]
+    return ctx.text_cache[split]
 
 
 def report_pruned(stage: str, count: int, freed: int) -> None:

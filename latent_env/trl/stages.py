@@ -12,22 +12,45 @@ from latent_env.trl.data import (
     sft_records,
     split_tasks,
     take_per_family,
+    trace_kinds,
 )
-from latent_env.trl.pipeline import RunContext, StageError, is_main_process, make_env
+from latent_env.trl.pipeline import (
+    RunContext,
+    StageError,
+    is_main_process,
+    make_env,
+    text_tasks,
+)
 
 
 def train_tasks(ctx: RunContext, part: str) -> list[Any]:
-    """SFT uses the first half of each family's train tasks, RL the second half.
+    """SFT uses the first half of each family's train tasks, RL the second half; ``--text``
+    tasks (from its train passages) are split the same way and mixed in.
 
     Keeping them apart means RL rewards are earned on prompts the SFT model never copied.
     """
     n = ctx.pipeline.train_per_family
     tasks = split_tasks(ctx.pipeline.tasks, "train", 2 * n)
+    chosen = halves(tasks, n, part) or tasks
+    text = text_tasks(ctx, "train")
+    return take_per_family(chosen + halves(text, ctx.pipeline.text_per_mode, part), len(chosen))
+
+
+def halves(tasks: list[Any], n: int, part: str) -> list[Any]:
+    """The first ``n`` tasks of each family (``part="sft"``) or the rest (``"rl"``)."""
     families: dict[str, list[Any]] = {}
     for task in tasks:
         families.setdefault(task.family or "", []).append(task)
-    chosen = [t for group in families.values() for t in (group[:n] if part == "sft" else group[n:])]
-    return chosen or tasks
+    return [t for group in families.values() for t in (group[:n] if part == "sft" else group[n:])]
+
+
+def record_task_ids(out: Path, tasks: list[Any]) -> None:
+    """``OUT/tasks.json``: the id and family of every task a stage trains on, so a run shows
+    which tasks it saw (and that evaluation never saw them)."""
+    if is_main_process():
+        out.mkdir(parents=True, exist_ok=True)
+        listed = [{"id": t.id, "family": t.family} for t in tasks]
+        (out / "tasks.json").write_text(json.dumps(listed, indent=1))
 
 
 def trainer_flags(ctx: RunContext) -> dict[str, Any]:
@@ -51,15 +74,19 @@ def run_sft_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
 
     env = make_env(ctx)
     tasks = train_tasks(ctx, "sft")
-    records = gold_sft_records(env, tasks, style=ctx.sft.sft_trace_style)
-    model, tokenizer = load_policy(ctx, model_path)
     out = ctx.run_dir / "sft"
+    record_task_ids(out, tasks)
+    records = gold_sft_records(env, tasks, style=ctx.sft.sft_trace_style)
+    kinds = trace_kinds(records)
+    print(f"[sft] {len(records)} traces: " + ", ".join(f"{n} {k}" for k, n in kinds.items()))
+    model, tokenizer = load_policy(ctx, model_path)
     config = sft_config(
         out, epochs=ctx.sft.sft_epochs, max_steps=ctx.sft.sft_max_steps,
         learning_rate=ctx.sft.sft_learning_rate, batch_size=ctx.sft.sft_batch_size,
         seed=ctx.seed, report_to=ctx.report_to, **trainer_flags(ctx),
     )
     final, metrics = run_sft(model, tokenizer, records, out, config, ctx.pipeline.resume)
+    metrics["traces"] = kinds
     if ctx.sft.bootstrap_k > 0:
         final, metrics["bootstrap"] = run_bootstrap(ctx, final)
     return final, metrics
@@ -103,6 +130,7 @@ def run_rl_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
     env = make_env(ctx)
     out = ctx.run_dir / "rl"
     tasks, screening = rl_prompt_tasks(ctx, env, model_path, out)
+    record_task_ids(out, tasks)
     records = rl_records(env, tasks)
     model, tokenizer = load_policy(ctx, model_path)
     config = ctx.trl_config

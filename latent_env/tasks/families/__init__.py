@@ -4,6 +4,10 @@ Each family is a function ``generate(rng: numpy.random.Generator, difficulty: in
 (difficulty 1..3 grows number sizes, item counts and steps). A task's continuation is
 ``" " + answer`` plus at most a couple of words; its ``program`` is gold Python that prints
 exactly the answer; ``meta["template"]`` names the surface template used.
+The corpus families ``prose`` and ``text_numbers`` (:mod:`.corpus_positions`) are real text
+instead: longer continuations, no gold, and the empty latent expected.
+The reasoning families ``order`` and ``where_now`` (:mod:`.relations`) have no program;
+their gold is ``reason`` text that combines facts spread through the story.
 
 :data:`EXPECTED_KINDS` states, for every family, which kinds of latent data
 (:data:`latent_env.latent.LATENT_KINDS`) are expected to help its predictions. The claim is
@@ -18,9 +22,11 @@ from collections.abc import Callable
 import numpy as np
 
 from latent_env.tasks.families.arithmetic import average, sum_diff
+from latent_env.tasks.families.corpus_positions import prose, text_numbers
 from latent_env.tasks.families.counting import count_items
 from latent_env.tasks.families.dates import date_arith
 from latent_env.tasks.families.patterns import sequence, trend
+from latent_env.tasks.families.relations import order, where_now
 from latent_env.tasks.families.units import unit_convert
 from latent_env.tasks.families.word_problems import multi_step, percent
 from latent_env.tasks.task import Task, TaskError
@@ -39,6 +45,10 @@ FAMILIES: dict[str, Generator] = {
     "count_items": count_items,
     "sequence": sequence,
     "trend": trend,
+    "prose": prose,
+    "text_numbers": text_numbers,
+    "order": order,
+    "where_now": where_now,
 }
 
 
@@ -53,6 +63,10 @@ EXPECTED_KINDS: dict[str, tuple[str, ...]] = {
     "count_items": ("code",),
     "sequence": ("code",),
     "trend": ("code",),
+    "prose": ("empty",),
+    "text_numbers": ("empty",),
+    "order": ("reasoning",),
+    "where_now": ("reasoning",),
 }
 
 
