@@ -343,3 +343,24 @@ def test_choice_section_in_headless_chromium(bench_run, tmp_path):
     assert none_all[:3] == ["none", "all", "4"] and "100.0%" in none_all
     regret = results["choice"]["none"]["*"]["regret"]
     assert none_all[-1] == f"{regret:+.3f}"
+
+
+def test_a_latents_kind_follows_what_it_holds():
+    from latent_env.actions import parse_action
+    from latent_env.latent import assemble_latent
+    from latent_env.tools.base import ToolOutput
+
+    def kind(action: str) -> str:
+        parsed = parse_action(action, {"python"})
+        refused = ToolOutput("parse_error", "Error: not run", "not run")  # as the env reports it
+        outputs = [ToolOutput("ok", "4") if s.kind == "tool" else
+                   refused if s.kind == "error" else None for s in parsed.segments]
+        return assemble_latent(parsed, outputs).kind
+
+    assert kind("") == "empty" and kind("<done/>") == "empty"
+    assert kind("just words, no block") == "empty"
+    assert kind("<reason>Tom is older.</reason>") == "reasoning"
+    assert kind("<thinking><thinking>") == "thinking"
+    assert kind("<reason>a</reason><thinking>") == "thinking"
+    assert kind("<reason>a</reason><python>print(2 + 2)</python>") == "code"
+    assert kind("<python>print(1)") == "code"  # an unclosed block is a failed attempt at code

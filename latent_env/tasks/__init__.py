@@ -14,7 +14,8 @@ Task files are JSONL, one JSON object per line::
 
 ``id``, ``context`` and ``continuation`` (non-empty) are required strings; ``answer`` (the bare
 value the continuation starts with), ``program`` (gold Python whose printed output is the
-answer) and ``family`` are optional strings; every other key is kept in :attr:`Task.meta`.
+answer), ``reason`` (gold reasoning text, written as ``<reason>…</reason>``) and ``family`` are
+optional strings; every other key is kept in :attr:`Task.meta`.
 Blank lines are skipped; a malformed line or a duplicate id raises :class:`TaskFormatError`
 naming ``file:line``. The context never ends in whitespace; the continuation starts with it.
 
@@ -29,6 +30,8 @@ Synthetic families (``FAMILIES``; ``generate(rng, difficulty) -> Task``, difficu
 ``count_items``   things packed, outcomes in a list, letters in words, guests, words
 ``sequence``      next term of arithmetic, geometric, quadratic, Fibonacci-like sequences
 ``trend``         linear extrapolation of yearly/monthly values with noise (np.polyfit)
+``order``         who is oldest / tallest / first from comparisons spread through a story
+``where_now``     where a thing is after several moves (gold: a ``reason``, no program)
 ``prose``         a word boundary in the bundled Python docs (no gold: the best latent is none)
 ``text_numbers``  the position before a number in the bundled Python docs (no gold either)
 
