@@ -328,6 +328,7 @@ def test_cli_make_list_show(tmp_path, capsys):
     assert run_cli(["tasks", "list"]) == 0
     listing = capsys.readouterr().out
     assert all(name in listing for name in [*FAMILIES, *list_suites()])
+    assert "  where_now     [reasoning] " in listing and "  prose         [empty] " in listing
 
     assert run_cli(["tasks", "show", str(single), "--limit", "2"]) == 0
     shown = capsys.readouterr().out

@@ -17,7 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from latent_env.tasks.families import DIFFICULTIES, FAMILIES, family_description
+from latent_env.tasks.families import (
+    DIFFICULTIES,
+    EXPECTED_KINDS,
+    FAMILIES,
+    family_description,
+)
 from latent_env.tasks.jsonl import write_jsonl
 from latent_env.tasks.suites import SPLITS, SUITES, load_tasks, make_suite
 from latent_env.tasks.task import Task, TaskError
@@ -102,9 +107,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {suite.name:<16} {sizes:<10} {suite.description}")
     print("  (also accepted: a .jsonl file, a directory of <split>.jsonl files, "
           "reasoning_gym:NAME)")
-    print(f"Families (difficulty {DIFFICULTIES[0]}-{DIFFICULTIES[-1]}):")
+    print(f"Families (difficulty {DIFFICULTIES[0]}-{DIFFICULTIES[-1]}; [kinds of latent expected "
+          "to help]):")
     for name in FAMILIES:
-        print(f"  {name:<13} {family_description(name)}")
+        kinds = ",".join(EXPECTED_KINDS.get(name, ()))
+        print(f"  {name:<13} [{kinds}] {family_description(name)}")
     return 0
 
 
@@ -119,6 +126,8 @@ def format_task(task: Task) -> str:
         lines.append(f"answer: {task.answer}")
     if task.program:
         lines += ["program:", textwrap.indent(task.program, "    ")]
+    if task.reason:
+        lines += ["reason:", textwrap.indent(task.reason, "    ")]
     return "\n".join(lines)
 
 
