@@ -25,6 +25,7 @@ from latent_env.tasks import (
 )
 from latent_env.tasks.corpus import DEDUP_WORDS, bundled_passages, word_runs
 from latent_env.tasks.families import EXPECTED_KINDS, FAMILIES
+from tests.text_fakes import FakeTokenizer
 
 WORDS = ("the", "harbour", "keeps", "records", "of", "boats", "and", "weather", "while",
          "a", "ledger", "notes", "every", "catch", "in", "green", "ink", "town")
@@ -195,16 +196,6 @@ def test_read_texts_errors(tmp_path):
 
 
 # ---- corpus_tasks --------------------------------------------------------------------------
-
-class FakeTokenizer:
-    """A token per word or per digit, keeping its leading whitespace (GPT-2-like)."""
-
-    pattern = re.compile(r"\s*(?:\d|[^\s\d]+)")
-
-    def __call__(self, text, return_offsets_mapping=False, add_special_tokens=True):
-        spans = [m.span() for m in self.pattern.finditer(text)]
-        return {"input_ids": list(range(len(spans))), "offset_mapping": spans}
-
 
 @dataclass
 class FakeScored:

@@ -19,6 +19,7 @@ from latent_env.tasks import (
     tasks_from_reasoning_gym,
     tasks_from_text,
 )
+from tests.text_fakes import FakeTokenizer
 
 TEXT = (
     "The old harbour town keeps careful records of its fishing fleet and of the weather. "
@@ -27,16 +28,6 @@ TEXT = (
     "in a ledger bound in green leather. Prices at the market rose by 12% that year, while "
     "the catch of cod fell to 1,200 tonnes. Nobody in the town was surprised by the news."
 )
-
-
-class FakeTokenizer:
-    """GPT-2-like: a token keeps its leading whitespace; digits are single tokens."""
-
-    pattern = re.compile(r"\s*(?:\d|[^\s\d]+)")
-
-    def __call__(self, text, return_offsets_mapping=False, add_special_tokens=True):
-        spans = [m.span() for m in self.pattern.finditer(text)]
-        return {"input_ids": list(range(len(spans))), "offset_mapping": spans}
 
 
 @dataclass
