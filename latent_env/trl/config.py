@@ -101,10 +101,12 @@ class SFTArguments:
     sft_batch_size: int = field(default=8, metadata={"help": "traces per optimiser step"})
     sft_max_steps: int = field(default=-1, metadata={"help": "stop after this many steps "
                                                                "(-1: run the epochs)"})
-    sft_length_buckets: bool = field(default=True, metadata={
-        "help": "batch traces of similar length together, batches in random order (padding to "
-                "the longest trace of a random batch cost 43%% more tokens on the default mix); "
-                "false: random batches"})
+    sft_micro_batch_size: int = field(default=0, metadata={
+        "help": "traces per forward pass (0: the whole step). Each step's traces are drawn at "
+                "random, sorted by length into micro-batches and accumulated, the loss averaged "
+                "over the step's tokens: the objective of one random batch, with less padding "
+                "(random batches of 8 pad the default mix to 1.43x its tokens, micro-batches "
+                "of 2 to 1.05x)"})
     bootstrap_k: int = field(default=0, metadata={
         "help": "STaR/Toolformer bootstrapping: latents sampled per task from the model after "
                 "gold-trace SFT (0 turns it off)"})
@@ -118,6 +120,11 @@ class SFTArguments:
             raise ValueError("SFT needs --sft_epochs > 0 or --sft_max_steps > 0")
         if self.bootstrap_k < 0:
             raise ValueError("--bootstrap_k must be >= 0")
+        if self.sft_micro_batch_size < 0 or (
+                self.sft_micro_batch_size and self.sft_batch_size % self.sft_micro_batch_size):
+            raise ValueError(f"--sft_micro_batch_size must divide --sft_batch_size "
+                             f"({self.sft_batch_size}), or be 0 for one pass a step; got "
+                             f"{self.sft_micro_batch_size}")
         if self.sft_trace_style not in TRACE_STYLES:
             raise ValueError(f"--sft_trace_style must be echo or program, got "
                              f"{self.sft_trace_style!r}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +14,14 @@ from latent_env.trl.cpu_head import plain_head_on_cpu
 def sft_config(out_dir: Path, *, epochs: float, max_steps: int, learning_rate: float,
                batch_size: int, seed: int, report_to: list[str], max_length: int = 640,
                activation_checkpointing: bool = False, bf16: bool = False,
-               length_buckets: bool = False) -> Any:
-    """TRL's SFTConfig for one supervised stage; ``length_buckets`` batches traces of similar
-    length together, in a shuffled order (:func:`length_buckets_order`)."""
+               micro_batch_size: int = 0) -> Any:
+    """TRL's SFTConfig for one supervised stage: ``batch_size`` traces a step, in forward passes
+    of ``micro_batch_size`` (0: one pass) ordered by :func:`micro_batch_order`."""
     from trl import SFTConfig
 
+    micro = micro_batch_size or batch_size
+    if batch_size % micro:
+        raise ValueError(f"micro_batch_size {micro} must divide batch_size {batch_size}")
     return SFTConfig(
         output_dir=str(out_dir),
         num_train_epochs=epochs,
@@ -24,10 +29,10 @@ def sft_config(out_dir: Path, *, epochs: float, max_steps: int, learning_rate: f
         learning_rate=learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=5,
-        per_device_train_batch_size=batch_size,
-        gradient_accumulation_steps=1,
-        # With length buckets, run_sft orders the records itself (see length_buckets).
-        train_sampling_strategy="sequential" if length_buckets else "random",
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=batch_size // micro,
+        # With micro-batches, run_sft draws and orders the steps itself (micro_batch_order).
+        train_sampling_strategy="sequential" if micro < batch_size else "random",
         logging_steps=5,
         save_strategy="steps",
         save_steps=20,
@@ -44,27 +49,26 @@ def sft_config(out_dir: Path, *, epochs: float, max_steps: int, learning_rate: f
     )
 
 
-def length_buckets_order(records: list[dict], batch_size: int, seed: int) -> list[dict]:
-    """``records`` in batches of similar length, the batches in a seeded random order.
+def micro_batch_order(records: list[dict], step_size: int, seed: int) -> list[dict]:
+    """``records`` in random steps of ``step_size``, each step sorted by length.
 
-    Traces of different kinds differ in length (``<done/>`` after a long passage, a program
-    after a short story): padding random batches of the default mix to their longest member cost
-    43% more tokens than the traces hold, batches of similar length ~5%. transformers'
-    ``group_by_length`` sampler saves the same padding but walks each mega-batch from the longest
-    trace to the shortest, so kinds of similar length arrive in runs; here only the members of a
-    batch are alike, and the batches come in random order.
+    Cut into micro-batches in this order, a step's short traces pad among themselves and its long
+    ones likewise; transformers sums the step's token losses and divides by its token count, so
+    the gradient is that of one random batch. On the default mix (624 traces, 201 tokens on
+    average) random batches of 8 pad to 1.43x the tokens the traces hold; micro-batches of 2
+    within them pad to 1.05x. Batches of similar length across the whole set pad less (1.01x),
+    but then each step holds one kind of trace: twelve steps of nothing but ``<done/>`` took a
+    full optimiser step each, and the program families lost half their gain
+    (``benchmarks/RESULTS.md``, "Mixed-kind SFT").
     """
     import numpy as np
 
     def chars(record: dict) -> int:
         return sum(len(turn["content"]) for turn in record["prompt"] + record["completion"])
 
-    by_length = sorted(range(len(records)), key=lambda i: (chars(records[i]), i))
-    batches = [by_length[i:i + batch_size] for i in range(0, len(by_length), batch_size)]
-    # The data loader cuts the list every batch_size records, so a short batch must stay last.
-    short = batches.pop() if batches and len(batches[-1]) < batch_size else []
-    order = np.random.default_rng(seed).permutation(len(batches))
-    return [records[i] for b in order for i in batches[int(b)]] + [records[i] for i in short]
+    order = np.random.default_rng(seed).permutation(len(records))
+    steps = [order[i:i + step_size] for i in range(0, len(order), step_size)]
+    return [records[i] for step in steps for i in sorted(step, key=lambda i: (chars(records[i]), i))]
 
 
 def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, config: Any,
@@ -73,8 +77,14 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, conf
     from datasets import Dataset
     from trl import SFTTrainer
 
-    if config.train_sampling_strategy == "sequential":  # sft_config(length_buckets=True)
-        records = length_buckets_order(records, config.per_device_train_batch_size, config.seed)
+    examples = len(records)
+    if config.train_sampling_strategy == "sequential":  # sft_config with micro-batches
+        # The trainer walks this list in order, so each epoch gets its own draw of steps.
+        step = config.per_device_train_batch_size * config.gradient_accumulation_steps
+        passes = max(1, math.ceil(config.num_train_epochs))
+        records = [r for e in range(passes) for r in micro_batch_order(records, step, config.seed + e)]
+        config = copy.copy(config)  # the caller's config keeps its epochs
+        config.num_train_epochs /= passes
 
     trainer = SFTTrainer(
         model=model,
@@ -90,7 +100,7 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, conf
         "first_loss": history[0]["loss"] if history else None,
         "last_loss": history[-1]["loss"] if history else None,
         "steps": trainer.state.global_step,
-        "examples": len(records),
+        "examples": examples,
     }
 
 

@@ -83,7 +83,8 @@ def run_sft_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
     config = sft_config(
         out, epochs=ctx.sft.sft_epochs, max_steps=ctx.sft.sft_max_steps,
         learning_rate=ctx.sft.sft_learning_rate, batch_size=ctx.sft.sft_batch_size,
-        seed=ctx.seed, report_to=ctx.report_to, length_buckets=ctx.sft.sft_length_buckets, **trainer_flags(ctx),
+        seed=ctx.seed, report_to=ctx.report_to, micro_batch_size=ctx.sft.sft_micro_batch_size,
+        **trainer_flags(ctx),
     )
     final, metrics = run_sft(model, tokenizer, records, out, config, ctx.pipeline.resume)
     metrics["traces"] = kinds
@@ -110,7 +111,7 @@ def run_bootstrap(ctx: RunContext, model_path: Path) -> tuple[Path, dict]:
     config = sft_config(
         out, epochs=1.0, max_steps=-1, learning_rate=ctx.sft.sft_learning_rate / 2,
         batch_size=ctx.sft.sft_batch_size, seed=ctx.seed, report_to=ctx.report_to,
-        length_buckets=ctx.sft.sft_length_buckets, **trainer_flags(ctx),
+        micro_batch_size=ctx.sft.sft_micro_batch_size, **trainer_flags(ctx),
     )
     records = sft_records(env, kept_tasks, kept_latents)
     final, metrics = run_sft(model, tokenizer, records, out, config, ctx.pipeline.resume)
