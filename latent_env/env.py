@@ -15,6 +15,7 @@ from latent_env.episode import (
     score_episodes,
     text_space,
 )
+from latent_env.latent import ToolBudget
 from latent_env.tools.base import Tool
 from rewards.rubric import Rubric
 
@@ -69,7 +70,11 @@ class LatentEnv(gym.Env):
     ``<TAG>…</TAG>`` for each registered tool (``python``, ``calc``, ``predict``, plugins),
     ``<reason>…</reason>``, ``<thinking>``, ``<done/>``. Text outside blocks is kept in the
     transcript and ignored otherwise. Any string is accepted: malformed blocks become tool errors,
-    characters outside the charset are replaced, over-long actions are cut.
+    characters outside the charset are replaced, over-long actions are cut. An action's tool
+    blocks run in order within ``tool_budget`` (default 8 blocks, 6 s of tool time, none after a
+    timeout); the rest are skipped (status "skipped", counted in ``info["tool/skipped"]``).
+    Tag-like text in a tool output (``</output>``, ``<|latent|>``, ``<python>``) enters L and
+    the transcript as ``&lt;…``, so every delimiter in L is one the environment wrote.
 
     ## Observation Space
     ``Text(max_length=65536, min_length=1)``: a short instruction naming the tool tags, then
@@ -108,6 +113,7 @@ class LatentEnv(gym.Env):
     | ``prompt`` | ``"compact"`` | ``"compact"``, ``"founding"`` (the founding document's \
     example prompt), a format string with ``{context}``, ``{tools}``, ``{tags}``, or a callable |
     | ``max_action_chars`` | ``16384`` | longer actions are cut |
+    | ``tool_budget`` | ``ToolBudget()`` | per-action tool limits, see ``latent_env.latent`` |
 
     ## Version History
     * v0: initial release.
@@ -138,6 +144,7 @@ class LatentEnv(gym.Env):
         prompt: str | Callable[[Any, Mapping[str, Tool]], str] | None = None,
         max_action_chars: int = MAX_ACTION_CHARS,
         render_mode: str | None = None,
+        tool_budget: ToolBudget | None = None,
     ) -> None:
         if mode not in ("single", "multi"):
             raise ValueError(f"mode must be 'single' or 'multi', got {mode!r}")
@@ -153,6 +160,7 @@ class LatentEnv(gym.Env):
         self._scorer = scorer
         self.prompt = prompt or DEFAULT_PROMPT
         self.max_action_chars = max_action_chars
+        self.tool_budget = tool_budget or ToolBudget()
         self.render_mode = render_mode
         self.action_space = text_space(max_action_chars, min_length=0)
         self.observation_space = text_space(MAX_OBSERVATION_CHARS, min_length=1)
@@ -174,7 +182,7 @@ class LatentEnv(gym.Env):
             warning = "episode already ended; call reset()"
             return self._observation(), 0.0, True, False, {**self._last_info, "warning": warning}
         action = self.prepare_action(self.episode, action)
-        run_turns([self.episode], [action], self.tools)
+        run_turns([self.episode], [action], self.tools, self.tool_budget)
         terminated, truncated = self.end_flags(self.episode)
         if not (terminated or truncated):
             return self._observation(), 0.0, False, False, {"turn": self.episode.turns}

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latent_env.actions import ParsedAction, parse_action
-from latent_env.latent import Latent, assemble_latent, merge_latents, run_tool_segments
+from latent_env.latent import (
+    Latent,
+    ToolBudget,
+    assemble_latent,
+    escape_structure,
+    merge_latents,
+    run_tool_segments,
+)
 from latent_env.tools.base import Tool
 from rewards.rubric import Rubric
 from rewards.terms import Outcome
@@ -94,11 +101,13 @@ class Episode:
 
 
 def run_turns(
-    episodes: Sequence[Episode], actions: Sequence[str], tools: Mapping[str, Tool]
+    episodes: Sequence[Episode], actions: Sequence[str], tools: Mapping[str, Tool],
+    budget: ToolBudget | None = None,
 ) -> list[ParsedAction]:
-    """Parse each episode's action and run all tool blocks, batched per tool across episodes."""
+    """Parse each episode's action and run all tool blocks, batched per tool across episodes,
+    each action within ``budget``."""
     parsed = [parse_action(action, tools.keys()) for action in actions]
-    outputs = run_tool_segments(parsed, tools)
+    outputs = run_tool_segments(parsed, tools, budget)
     for episode, action, p, outs in zip(episodes, actions, parsed, outputs):
         latent = assemble_latent(p, outs)
         episode.parsed.append(p)
@@ -113,7 +122,7 @@ def render_turn(action: str, parsed: ParsedAction, outputs: Sequence[Any]) -> st
     for seg, out in zip(parsed.segments, outputs):
         parts.append(action[seg.start : seg.end])
         if out is not None:
-            parts.append(f"<output>{out.output}</output>")
+            parts.append(f"<output>{escape_structure(out.output)}</output>")
     return "".join(parts) + "\n"
 
 
@@ -160,6 +169,7 @@ def episode_info(ep: Episode, lat: Latent, g: Any, outcome: Outcome, errors: lis
         "tools": [call.to_dict() for call in lat.calls],
         "tool/calls": outcome.n_tool_calls,
         "tool/errors": outcome.n_tool_errors,
+        "tool/skipped": sum(c.output.status == "skipped" for c in lat.calls),
         "sandbox/exec_ms": 1e3 * sum(c.output.duration_s for c in lat.calls),
         "parse/errors": errors,
         "tokens/latent": outcome.latent_tokens,

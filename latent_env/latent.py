@@ -7,8 +7,10 @@ L is written in the founding document's format: each tool block followed by its 
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from latent_env.actions import THINKING_TOKEN, ParsedAction, Segment, parse_action
 from latent_env.tools.base import Tool, ToolOutput
@@ -17,6 +19,37 @@ MAX_LATENT_CHARS = 16_000  # a latent longer than this is cut (the scorer trunca
 # What kind of latent data an episode wrote, for choice metrics. A latent with several kinds
 # counts as the first of code, thinking, reasoning: tool output is the most specific signal.
 LATENT_KINDS: tuple[str, ...] = ("code", "reasoning", "thinking", "empty")
+
+#: Tool blocks one action may run; later blocks are skipped (status "skipped").
+DEFAULT_MAX_TOOL_BLOCKS = 8
+#: Tool seconds one action may spend, summed over its blocks; once spent, later blocks are
+#: skipped. With the sandbox's 2 s timeout an action costs at most about 6 + 2 s.
+DEFAULT_MAX_TOOL_SECONDS = 6.0
+
+# Anything in a tool output, or in text the policy wrote, that would read as structure of L:
+# a tag of the action grammar (<python>, </output>, <reason>, <thinking>, <done/>) or the
+# latent delimiter. Its "<" is written "&lt;", so every real delimiter in L is one the
+# environment wrote.
+_STRUCTURE = re.compile(r"<(?=/?[a-z][a-z0-9_]{0,31}\s*/?>|\|latent\|>)")
+
+
+def escape_structure(text: str) -> str:
+    """``text`` with every tag-like ``<`` of the latent's grammar written as ``&lt;``."""
+    return _STRUCTURE.sub("&lt;", text)
+
+
+@dataclass(frozen=True)
+class ToolBudget:
+    """What one action's tool blocks may spend. Blocks run in order; once the budget is spent
+    (or, with ``stop_after_timeout``, a block timed out) the rest are skipped, not run."""
+
+    max_blocks: int = DEFAULT_MAX_TOOL_BLOCKS
+    max_seconds: float = DEFAULT_MAX_TOOL_SECONDS
+    stop_after_timeout: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_blocks < 1 or not self.max_seconds > 0:
+            raise ValueError("ToolBudget needs max_blocks >= 1 and max_seconds > 0")
 
 
 @dataclass(frozen=True)
@@ -59,27 +92,62 @@ class Latent:
 
 
 def run_tool_segments(
-    parsed_actions: Sequence[ParsedAction], tools: Mapping[str, Tool]
+    parsed_actions: Sequence[ParsedAction], tools: Mapping[str, Tool],
+    budget: ToolBudget | None = None,
 ) -> list[list[ToolOutput]]:
-    """Run every tool block of every action, batching blocks per tool (one pool round each).
+    """Run every tool block of every action within each action's :class:`ToolBudget`.
 
-    Error segments (unknown tags, unclosed blocks) get an error output without running anything.
+    Blocks run in rounds: round k runs the k-th block of every action still within budget,
+    batched per tool across actions (one pool round each). Error segments (unknown tags,
+    unclosed blocks) get an error output without running anything.
     """
-    outputs: list[list[ToolOutput | None]] = [
-        [None] * len(p.segments) for p in parsed_actions
-    ]
-    by_tag: dict[str, list[tuple[int, int, str]]] = {}
+    budget = budget or ToolBudget()
+    outputs: list[list[ToolOutput | None]] = [[None] * len(p.segments) for p in parsed_actions]
+    queues: list[list[tuple[int, Segment]]] = []
     for a, parsed in enumerate(parsed_actions):
+        queues.append([(s, seg) for s, seg in enumerate(parsed.segments) if seg.kind == "tool"])
         for s, seg in enumerate(parsed.segments):
-            if seg.kind == "tool":
-                by_tag.setdefault(seg.tag, []).append((a, s, seg.text))
-            elif seg.kind == "error":
+            if seg.kind == "error":
                 outputs[a][s] = _refusal(seg)
-    for tag, jobs in by_tag.items():
-        results = tools[tag].run_batch([text for _, _, text in jobs])
-        for (a, s, _), result in zip(jobs, results):
-            outputs[a][s] = result
+    spent = [0.0] * len(parsed_actions)
+    stopped: list[str | None] = [None] * len(parsed_actions)
+    for k in range(max(map(len, queues), default=0)):
+        by_tag: dict[str, list[tuple[int, int, str]]] = {}
+        for a, queue in enumerate(queues):
+            if k < len(queue):
+                s, seg = queue[k]
+                if k >= budget.max_blocks:
+                    stopped[a] = stopped[a] or f"more than {budget.max_blocks} tool blocks"
+                if stopped[a]:
+                    outputs[a][s] = _skipped(stopped[a])
+                else:
+                    by_tag.setdefault(seg.tag, []).append((a, s, seg.text))
+        for tag, jobs in by_tag.items():
+            for (a, s, _), result in zip(jobs, _run_batch(tools[tag], [t for _, _, t in jobs])):
+                outputs[a][s] = result
+                spent[a] += result.duration_s
+                if result.status == "timeout" and budget.stop_after_timeout:
+                    stopped[a] = "an earlier block timed out"
+                elif spent[a] >= budget.max_seconds:
+                    stopped[a] = f"the action's {budget.max_seconds:g} s of tool time are spent"
     return outputs  # type: ignore[return-value]
+
+
+def _run_batch(tool: Tool, texts: list[str]) -> list[ToolOutput]:
+    """``tool.run_batch`` with the guarantee ``safe_run`` gives one block: a tool that raises,
+    or answers with the wrong number of outputs, costs its blocks, not the episode."""
+    start = time.perf_counter()
+    try:
+        results = list(tool.run_batch(texts))
+        if len(results) != len(texts) or not all(isinstance(r, ToolOutput) for r in results):
+            raise TypeError(f"run_batch gave {len(results)} outputs for {len(texts)} blocks")
+    except Exception as exc:  # a plugin bug must not crash an episode
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        elapsed = (time.perf_counter() - start) / max(1, len(texts))
+        return [ToolOutput("error", f"Error: {message}", message, elapsed) for _ in texts]
+    # A tool that does not time itself is charged the batch's wall time.
+    elapsed = time.perf_counter() - start
+    return [r if r.duration_s > 0 else replace(r, duration_s=elapsed) for r in results]
 
 
 def assemble_latent(parsed: ParsedAction, outputs: Sequence[ToolOutput | None]) -> Latent:
@@ -89,12 +157,13 @@ def assemble_latent(parsed: ParsedAction, outputs: Sequence[ToolOutput | None]) 
     n_reason = n_thinking = 0
     for seg, out in zip(parsed.segments, outputs):
         if seg.kind == "tool" and out is not None:
-            parts.append(f"<{seg.tag}>{seg.text}</{seg.tag}><output>{out.output}</output>")
+            code, shown = escape_structure(seg.text), escape_structure(out.output)
+            parts.append(f"<{seg.tag}>{code}</{seg.tag}><output>{shown}</output>")
             calls.append(ToolCall(seg.tag, seg.text, out))
         elif seg.kind == "error" and out is not None:
             calls.append(ToolCall(seg.tag, seg.text, out))
         elif seg.kind == "reason":
-            parts.append(f"<reason>{seg.text}</reason>")
+            parts.append(f"<reason>{escape_structure(seg.text)}</reason>")
             n_reason += 1
         elif seg.kind == "thinking":
             parts.append(THINKING_TOKEN)
@@ -124,6 +193,11 @@ def build_latent(action: str, tools: Mapping[str, Tool] | None = None) -> Latent
         tools = load_tools()
     parsed = parse_action(action, tools.keys())
     return assemble_latent(parsed, run_tool_segments([parsed], tools)[0])
+
+
+def _skipped(reason: str) -> ToolOutput:
+    message = f"tool block skipped: {reason}"
+    return ToolOutput("skipped", f"Error: {message}", message)
 
 
 def _refusal(seg: Segment) -> ToolOutput:

@@ -87,7 +87,7 @@ class LatentVectorEnv(VectorEnv):
             infos = self._add_info(infos, info, int(i))
         episodes = [self.envs[i].episode for i in live]
         texts = [self.envs[i].prepare_action(ep, actions[i]) for i, ep in zip(live, episodes)]
-        run_turns(episodes, texts, self.envs[0].tools)
+        run_turns(episodes, texts, self.envs[0].tools, self.envs[0].tool_budget)
         ending = []
         for i, ep in zip(live, episodes):
             terminated[i], truncated[i] = self.envs[i].end_flags(ep)

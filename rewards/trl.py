@@ -53,6 +53,6 @@ class EnvReward:
         actions = [
             sanitize_text(completion_text(c), self.env.max_action_chars)[0] for c in completions
         ]
-        run_turns(episodes, actions, self.env.tools)
+        run_turns(episodes, actions, self.env.tools, self.env.tool_budget)
         self.last_infos = score_episodes(episodes, self.env.scorer, self.env.rubric)
         return [float(info[f"reward/{self.term}"]) for info in self.last_infos]

@@ -39,7 +39,7 @@ def raw():
         yield pool
 
 
-# The raw worker persists between tests, so fd 2 may already be closed.
+# Frees fd 2, so RLIMIT_NOFILE no longer blocks a new fd (as an escaped run could).
 _FREE_FD2 = "try:\n    os.close(2)\nexcept OSError:\n    pass\n"
 
 
@@ -51,6 +51,19 @@ def raw_value(sandbox: Sandbox, code: str) -> object:
 
 def seccomp_active(sandbox: Sandbox) -> bool:
     return str(sandbox.isolation["seccomp"]).startswith("active")
+
+
+def files_walled(sandbox: Sandbox) -> bool:
+    """Landlock or seccomp denies opens; without either only the uid stands in the way."""
+    return seccomp_active(sandbox) or str(sandbox.isolation["landlock"]).startswith("active")
+
+
+_ERRNO_OF = (
+    "import os\n"
+    "def errno_of(fn):\n"
+    "    try:\n        fn()\n        return 0\n"
+    "    except OSError as e:\n        return e.errno\n"
+)
 
 
 # --- what the OS layer denies to code that escaped the policy layer ---------------------------
@@ -65,31 +78,65 @@ def test_no_new_files_or_fds(raw: Sandbox):
         "(attempt(lambda: open('/tmp/sandbox-probe', 'w')), attempt(lambda: os.dup(0)),\n"
         " attempt(lambda: os.pipe()))"
     )
-    assert raw_value(raw, code) == (errno.EMFILE,) * 3
+    opened, dup, pipe = raw_value(raw, code)
+    assert opened == (errno.EACCES if files_walled(raw) else errno.EMFILE)
+    assert dup == pipe == errno.EMFILE
 
 
-def test_file_writes_fail_even_with_a_freed_fd(raw: Sandbox):
-    # Closing stderr frees fd 2, so RLIMIT_NOFILE no longer blocks open(); then the uid
-    # (root-owned dirs) and RLIMIT_FSIZE=0 (world-writable /tmp) must stop the write.
+def test_no_file_is_created_even_with_a_freed_fd(raw: Sandbox):
+    # With fd 2 freed, RLIMIT_NOFILE no longer blocks open(): Landlock and seccomp must refuse
+    # the open itself, in a root-owned directory and in world-writable /tmp alike.
     probe = Path("/tmp") / f"sandbox-probe-{uuid.uuid4().hex}"
+    here = Path(__file__).parent / "sandbox-probe"
     code = (
-        "import os\nresults = []\n"
-        + _FREE_FD2
-        + f"for path in ({str(Path(__file__).parent / 'sandbox-probe')!r}, {str(probe)!r}):\n"
-        "    try:\n"
-        "        with open(path, 'w') as f:\n            f.write('x' * 10)\n"
-        "        results.append('written')\n"
-        "    except OSError as e:\n        results.append(e.errno)\n"
-        "tuple(results)"
+        _ERRNO_OF + _FREE_FD2
+        + f"tuple(errno_of(lambda: open(p, 'w').write('x')) for p in {(str(here), str(probe))!r})"
     )
     try:
         outcome = raw_value(raw, code)
+        created = [p for p in (probe, here) if p.exists()]
     finally:
-        probe.unlink(missing_ok=True)  # open() may create it empty before the write fails
-    if IS_ROOT:
-        assert outcome == (errno.EACCES, errno.EFBIG)
-    else:
-        assert outcome[1] == errno.EFBIG
+        probe.unlink(missing_ok=True)
+    if not files_walled(raw):
+        pytest.skip("neither Landlock nor seccomp here: only the uid and RLIMIT_FSIZE apply")
+    assert outcome == (errno.EACCES, errno.EACCES)
+    assert created == []
+
+
+def test_no_file_can_be_read_even_with_a_freed_fd(raw: Sandbox):
+    # The reads the review made after escaping the policy layer: system files, the project,
+    # the venv, the trainer's /proc entries; plus directory listings.
+    paths = ["/etc/passwd", __file__, os.path.realpath(os.sys.executable),
+             f"/proc/{os.getpid()}/cmdline", f"/proc/{os.getpid()}/environ", "/proc/1/cmdline",
+             "/proc/self/status"]
+    code = (
+        _ERRNO_OF + _FREE_FD2
+        + f"reads = tuple(errno_of(lambda: open(p, 'rb').read(8)) for p in {paths!r})\n"
+        "lists = tuple(errno_of(lambda: os.listdir(p)) for p in ('/', '/tmp', '/proc'))\n"
+        "(reads, lists)"
+    )
+    reads, lists = raw_value(raw, code)
+    if not files_walled(raw):
+        pytest.skip("neither Landlock nor seccomp here: reads rest on the uid alone")
+    assert reads == (errno.EACCES,) * len(paths)
+    assert lists == (errno.EACCES,) * 3
+
+
+def test_rlimits_cannot_be_changed(raw: Sandbox):
+    code = (
+        "import resource\nout = []\n"
+        "for name in ('RLIMIT_CPU', 'RLIMIT_AS', 'RLIMIT_NOFILE', 'RLIMIT_NPROC'):\n"
+        "    which = getattr(resource, name)\n"
+        "    soft, hard = resource.getrlimit(which)\n"
+        "    for new in ((0, hard), (soft, hard), (hard + 1, hard + 1)):\n"
+        "        try:\n            resource.setrlimit(which, new)\n            out.append('set')\n"
+        "        except (OSError, ValueError):\n            out.append('refused')\n"
+        "    out.append(resource.getrlimit(which) == (soft, hard))\n"
+        "tuple(out)"
+    )
+    if not seccomp_active(raw):
+        pytest.skip("no seccomp: lowering a limit is allowed (raising one still fails)")
+    assert raw_value(raw, code) == ("refused", "refused", "refused", True) * 4
 
 
 def test_no_new_processes_or_threads(raw: Sandbox):
@@ -163,8 +210,9 @@ def test_isolation_report_matches_the_machine(raw: Sandbox):
     assert report["privileges_dropped"] is IS_ROOT
     assert seccomp_active(raw) is report["host"]["libseccomp"]
     assert report["host"]["bwrap"] is None or Path(report["host"]["bwrap"]).exists()
-    pid = raw.worker_pids()[0]
-    assert os.getpgid(pid) == pid and os.getsid(pid) == pid  # own session and group
+    assert report["landlock"].startswith("active") is (report["host"]["landlock_abi"] > 0)
+    # Own session and process group, away from the trainer's.
+    assert raw_value(raw, "import os\nos.getpgid(0) == os.getsid(0) == os.getpid()") is True
 
 
 # --- protocol violations by a compromised worker ----------------------------------------------
@@ -179,7 +227,7 @@ VIOLATIONS = {
     "claims-timeout": ("send({'id': 0, 'status': 'timeout', 'stdout': '', 'value': None,"
                        " 'error': 'x'})", "different request"),
     "exit": ("os._exit(3)", "exited with status 3"),
-    "killed": ("os.kill(os.getpid(), 9)", "SIGKILL"),
+    "segfault": ("import ctypes\nctypes.string_at(0)", "SIGSEGV"),
 }  # fmt: skip
 _SEND = (
     "import os, struct, json\n"
@@ -229,8 +277,9 @@ def test_workers_are_forked_from_one_zygote():
     with Sandbox(workers=2) as pool:
         pool.start()
         results = pool.run_many(["hash('reward') & 0xFFFF"] * 6)
-        # Same hash seed in every worker of the pool: set order does not depend on the worker.
-        assert len({r.worker_pid for r in results}) == 2
+        # A fresh fork for every run, with the zygote's hash seed: set order does not depend on
+        # the worker.
+        assert len({r.worker_pid for r in results}) == 6
         assert len({r.value for r in results}) == 1
 
 
@@ -281,7 +330,7 @@ def test_run_many_from_several_threads():
         for thread in threads:
             thread.join()
     assert outcomes == [expected] * 3
-    assert len(pids) == 2
+    assert len(pids) == 24  # one fresh worker per run
 
 
 def test_close_kills_workers_and_refuses_runs():
@@ -346,3 +395,60 @@ def test_describe_reports_configuration():
     assert info["workers"] == 1 and info["limits"]["timeout_s"] == 1.5
     assert info["unrestricted_test_mode"] is False
     assert {"seccomp", "rlimits", "uid", "host"} <= set(info["isolation"])
+
+
+# --- no state crosses runs: an attacker run, then a victim run in the same pool ---------------
+
+_RE_POISON = (
+    "import re\n"
+    "class F(int):\n"
+    "    def __hash__(self):\n        return 0\n"
+    "    def __eq__(self, other):\n        return True\n"
+    "re.compile(r'(\\d+) apples', F(re.X))\n"
+)
+_STRPTIME_POISON = (
+    "import datetime\n"
+    "class S(str):\n"
+    "    def __hash__(self):\n        return hash('%Y-%m-%d')\n"
+    "    def __eq__(self, other):\n        return True\n"
+    "datetime.datetime.strptime('2024-02-01', S('%Y-%d-%m'))\n"
+)
+_SORT_USE_AFTER_FREE = (
+    "import numpy as np\n"
+    "class E:\n"
+    "    def __init__(self, v):\n        self.v = v\n"
+    "    def __lt__(self, other):\n"
+    "        arr[:] = [E(0) for _ in range(len(arr))]\n"
+    "        return self.v < other.v\n"
+    "arr = np.array([E(i) for i in range(200)], dtype=object)\n"
+    "for _ in range(20):\n    arr.sort()\n"
+)
+_NESTED_MAPS = "it = [1]\nfor _ in range(10**6):\n    it = map(abs, it)\nnext(it)\n"
+SEQUELS = {
+    "re-compile-cache": (_RE_POISON, "import re\nre.search(r'(\\d+) apples', 'I have 12 apples')"
+                         "[1]", "'12'"),
+    "strptime-format-cache": (_STRPTIME_POISON, "import datetime\n"
+                              "str(datetime.datetime.strptime('2024-01-02', '%Y-%m-%d').date())",
+                              "'2024-01-02'"),
+    # Memory-corruption primitives: whatever they do to their own worker, the next run is clean.
+    "numpy-sort-use-after-free": (_SORT_USE_AFTER_FREE, "sorted([3, 1, 2])", "[1, 2, 3]"),
+    "nested-map-overflow": (_NESTED_MAPS, "sorted([3, 1, 2])", "[1, 2, 3]"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEQUELS))
+def test_what_a_run_does_to_its_worker_dies_with_it(name: str):
+    attack, victim, expected = SEQUELS[name]
+    with Sandbox(workers=1) as pool:
+        pool.run(attack)
+        assert pool.run(victim).value == expected
+
+
+def test_a_run_that_rewrites_the_worker_cannot_forge_later_runs(raw: Sandbox):
+    # What the review's escaped run did: patch the reply function so that later runs lie.
+    attack = (
+        "import sys\nworker = sys.modules['_latent_sandbox.worker']\nreal = worker._reply\n"
+        "worker._reply = lambda status, real=real, **fields: real('ok', stdout='5\\n')\n"
+    )
+    assert raw.run(attack).ok
+    assert [raw.run("print(2 + 2)").stdout for _ in range(3)] == ["4\n"] * 3

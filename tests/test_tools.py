@@ -20,6 +20,7 @@ from latent_env.tools.predict import PredictTool
         ("mean(15, 16, 17); max(3, 9)", "16\n9"),
         ("sqrt(16) + factorial(5)", "124"),
         ("7 // 2; 7 % 2", "3\n1"),
+        ("round(12345, -2); round(2.675, 1); round(7.5)", "12300\n2.7\n8"),
     ],
 )
 def test_calc_evaluates(text, expected):
@@ -40,6 +41,11 @@ def test_calc_evaluates(text, expected):
         ("", "empty calc block"),
         ("y + 1", "unknown name 'y'"),
         ("1 +", "SyntaxError"),
+        # Each of these held the trainer's GIL for seconds before it was bounded.
+        ("round(1, -10**7)", "round's digits"),
+        ("round(1, 10**7)", "round's digits"),
+        ("round(2.5, 0.5)", "round's digits"),
+        ("1" + "0" * 301, "result too large"),
     ],
 )
 def test_calc_refuses_without_executing(text, message):
@@ -65,6 +71,20 @@ def test_predict_other_models():
 def test_predict_bad_input_is_an_error_output(text):
     out = PredictTool().run(text)
     assert out.status == "error" and out.output.startswith("Error:")
+
+
+def test_predict_reads_a_long_line_in_linear_time():
+    # The key regex once backtracked quadratically: 1.2 s for 16,000 characters, so ~3 minutes
+    # for these 200,000; linear, it takes milliseconds.
+    import time
+
+    from latent_env.tools.predict import KEY_LINE
+
+    started = time.perf_counter()
+    assert KEY_LINE.match("values: 1" + " " * 200_000 + "x")
+    assert time.perf_counter() - started < 5.0
+    out = PredictTool().run("values: 1, 2, 3   \nat: 4  \nmodel:  linear ")
+    assert out.status == "ok" and "4" in out.output
 
 
 def test_builtins_register_through_the_entry_point_group():
@@ -98,3 +118,26 @@ def test_a_tool_bug_becomes_an_error_output():
 
     out = Broken().run_batch(["x"])[0]
     assert out.status == "error" and out.error == "RuntimeError: boom"
+
+
+def test_an_isolated_tool_runs_elsewhere_and_cannot_stall_or_crash_the_caller():
+    import os
+    import time
+
+    from tests.tool_fakes import Sleepy
+
+    tool = Sleepy()
+    try:
+        first = tool.safe_run("0")
+        assert first.status == "ok" and int(first.output) != os.getpid()
+        assert tool.safe_run("0").output == first.output  # one persistent worker
+        started = time.perf_counter()
+        slow = tool.safe_run("30")
+        assert slow.status == "timeout" and time.perf_counter() - started < 10
+        crashed, failed = tool.safe_run("exit"), tool.safe_run("raise")
+        assert crashed.status == "crashed" and "worker died" in crashed.error
+        assert failed.status == "error" and failed.error == "RuntimeError: plugin bug"
+        after = tool.run_batch(["0", "0"])
+        assert [o.status for o in after] == ["ok", "ok"] and after[0].output != first.output
+    finally:
+        tool.close()

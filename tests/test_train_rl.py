@@ -41,6 +41,31 @@ def test_bad_stage_order_and_algo_are_rejected_with_a_fix():
         SFTArguments(sft_epochs=0)
     with pytest.raises(ValueError, match="--sft_trace_style must be echo or program"):
         SFTArguments(sft_trace_style="verbose")
+    with pytest.raises(ValueError, match="--sft_micro_batch_size must divide"):
+        SFTArguments(sft_batch_size=8, sft_micro_batch_size=3)
+    for bad in ("code", "code=0", "prose=3", "code=x"):
+        with pytest.raises(ValueError, match="--train_per_kind: .* is not KIND=N"):
+            PipelineArguments(train_per_kind=bad)
+
+
+def test_train_per_kind_sizes_each_family_and_keeps_sft_and_rl_apart(tmp_path):
+    from collections import Counter
+
+    from latent_env.trl.data import trace_kind
+    from latent_env.trl.pipeline import build_context
+    from latent_env.trl.stages import train_tasks
+
+    pipeline, sft, latent, evaluation, rl, trl_config = train_rl.parse(
+        ["--train_per_family", "3", "--train_per_kind", "code=5,empty=2",
+         "--run_dir", str(tmp_path / "run")])
+    ctx = build_context(pipeline, sft, latent, evaluation, trl_config, rl)
+    parts = {part: train_tasks(ctx, part) for part in ("sft", "rl")}
+    for tasks in parts.values():
+        per_family = Counter(t.family for t in tasks)
+        assert {per_family[t.family] for t in tasks if trace_kind(t) == "code"} == {5}
+        assert {per_family[t.family] for t in tasks if trace_kind(t) == "reasoning"} == {3}
+        assert {per_family[t.family] for t in tasks if trace_kind(t) == "empty"} == {2}
+    assert not {t.id for t in parts["sft"]} & {t.id for t in parts["rl"]}
 
 
 def test_default_preset_leaves_room_for_the_longest_gold_latent(tmp_path):

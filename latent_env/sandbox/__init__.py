@@ -38,39 +38,42 @@ Policy layer (:mod:`.policy`, :mod:`.guards`, :mod:`.facades`)
     object arrays over raw buffers). Nothing is pre-bound: ``mean(...)`` without an import is a
     NameError.
 
-Process layer (:mod:`.zygote`, :mod:`.process`, :mod:`.isolation`, :mod:`.worker`,
-:mod:`.protocol`)
+Process layer (:mod:`.zygote`, :mod:`.process`, :mod:`.isolation`, :mod:`.landlock`,
+:mod:`.worker`, :mod:`.protocol`)
     Each pool starts one zygote (``python -I``, minimal environment, own session, cwd ``/``)
-    that imports and warms up everything once and never runs model code; persistent workers
-    are forked from it in ~5-10 ms. A new worker takes the two protocol pipes as its only fds
-    (plus /dev/null), starts its own session, then applies RLIMIT_AS (``memory_mb``),
-    RLIMIT_CPU (a backstop, re-armed per run), RLIMIT_FSIZE 0, RLIMIT_NOFILE = the fds already
-    open (no new files, sockets or pipes), RLIMIT_NPROC 0 and RLIMIT_CORE 0; when started as
-    root it switches to uid/gid 65534 (``nobody``), so the parent cannot be signalled or
-    traced; and when the system's libseccomp is present it loads a seccomp filter returning
-    EPERM for sockets, exec, fork-style clone, ptrace, signals to other pids, mounts,
-    namespaces, filesystem changes and more. The parent enforces the wall-clock deadline from
-    outside (SIGKILL via a pidfd: a C loop holding the GIL cannot be interrupted from within),
-    replaces workers in the background after timeouts, memory errors and crashes, and recycles
-    each worker after ``runs_per_worker`` runs. Requests and replies are length-prefixed JSON
-    (never pickle) with size caps on both sides; every reply's schema is validated and any
-    violation kills the worker ("crashed"). Each run gets fresh globals, fresh generators, a
-    fresh ``decimal`` context and numpy's default error handling; its cyclic garbage is
-    collected before the reply.
+    that imports and warms up everything once, compiles the seccomp filter once, and never runs
+    model code. **Every run gets a worker freshly forked from it** (``runs_per_worker`` 1): the
+    worker serves that one run and is killed, so nothing a run changes (a patched function of
+    the worker, a poisoned ``re``/``strptime``/``typing`` cache, a corrupted heap) reaches
+    another run; the pool forks each successor in the background. A new worker takes the two
+    protocol pipes as its only fds (plus /dev/null), starts its own session, then restricts
+    itself with Landlock (every file right handled and none granted: no file or directory can
+    be opened, created or listed, ``/proc`` included; no TCP; from ABI 6 no signals or abstract
+    sockets outside itself), applies RLIMIT_AS (``memory_mb``), RLIMIT_CPU (a backstop),
+    RLIMIT_FSIZE 0, RLIMIT_NOFILE = the fds already open (no new files, sockets or pipes),
+    RLIMIT_NPROC 0 and RLIMIT_CORE 0; when started as root it switches to uid/gid 65534
+    (``nobody``), so the parent cannot be signalled or traced; and when the system's
+    libseccomp is present it installs the zygote's seccomp filter: EACCES for every ``open``,
+    EPERM for sockets, exec, fork-style clone, ptrace, every signal-sending call, rlimit
+    changes, mounts, namespaces, filesystem changes and more. The parent enforces the
+    wall-clock deadline from outside (SIGKILL via a pidfd: a C loop holding the GIL cannot be
+    interrupted from within). Requests and replies are length-prefixed JSON (never pickle)
+    with size caps on both sides; every reply's schema is validated and any violation kills the
+    worker ("crashed").
 
 Isolation detected
     Reported at run time by ``Sandbox.isolation`` / ``Sandbox.describe()`` (what the worker
-    actually applied, plus whether libseccomp and bubblewrap exist on the host). On the
-    development machine (Linux 6.x Firecracker VM, running as root): uid drop to 65534 applied,
-    seccomp active through ``libseccomp.so.2`` via ctypes (no Python binding installed),
-    bubblewrap absent (not used). Without libseccomp the filter is skipped and reported, and
-    then code that escaped the policy layer could open sockets or exec after closing one of its
-    fds, and workers (all uid 65534) could signal each other; without root the uid stays the
-    caller's, so nothing but seccomp keeps a worker from signalling the parent.
+    actually applied, plus the host's Landlock ABI and whether libseccomp and bubblewrap exist).
+    On the development machine (Linux 6.18 Firecracker VM, running as root): Landlock ABI 7
+    active, uid drop to 65534 applied, seccomp active through ``libseccomp.so.2`` via ctypes
+    (no Python binding installed), bubblewrap absent (not used). Where Landlock or libseccomp
+    is missing, the report says so and the other wall still denies file opens; without both,
+    code that escaped the policy layer could read what uid 65534 may read after closing one of
+    its fds; without root the uid stays the caller's.
 
 Limits (:mod:`.limits`, each a documented ``DEFAULT_*`` constant)
     ``timeout_s`` 2.0, ``memory_mb`` 512 (a warm worker maps ~145 MiB), ``max_output_chars``
-    4000, ``max_value_chars`` 4000, ``max_code_chars`` 100000, ``runs_per_worker`` 200,
+    4000, ``max_value_chars`` 4000, ``max_code_chars`` 100000, ``runs_per_worker`` 1,
     ``spawn_timeout_s`` 60, ``compile_cache_size`` 256.
 
 Known limits of the design: string hashing is seeded per zygote (``-I`` ignores

@@ -16,8 +16,10 @@ DEFAULT_MAX_OUTPUT_CHARS = 4000
 DEFAULT_MAX_VALUE_CHARS = 4000
 #: Longest accepted source text, in characters.
 DEFAULT_MAX_CODE_CHARS = 100_000
-#: Runs a worker serves before it is replaced, so nothing lingers between tasks for long.
-DEFAULT_RUNS_PER_WORKER = 200
+#: Runs a worker serves before it is replaced. One: every run gets a fresh fork of the zygote,
+#: so nothing a run leaves behind (patched functions, poisoned stdlib caches, a corrupted heap)
+#: can reach another run. Larger values reuse workers and let such state through.
+DEFAULT_RUNS_PER_WORKER = 1
 #: Seconds the pool's zygote may take to import and warm up its libraries (a cold start is
 #: ~0.2 s), and a forked worker to report ready (~10 ms).
 DEFAULT_SPAWN_TIMEOUT_S = 60.0
@@ -48,6 +50,7 @@ class Limits:
     compile_cache_size: int = DEFAULT_COMPILE_CACHE_SIZE
     unprivileged_id: int = DEFAULT_UNPRIVILEGED_ID
     use_seccomp: bool = True
+    use_landlock: bool = True
 
     def __post_init__(self) -> None:
         positive = {

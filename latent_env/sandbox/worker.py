@@ -30,7 +30,7 @@ from .guards import (
     iter_exception_lines,
     new_run_globals,
 )
-from .isolation import arm_cpu_limit, lock_down, preload_isolation
+from .isolation import lock_down, preload_isolation
 from .limits import MAX_ERROR_CHARS, Limits
 from .policy import LAST_VALUE_NAME, CompileCache
 from .protocol import ProtocolError, encode_frame, read_frame, write_all
@@ -201,7 +201,6 @@ def serve(runner: Runner, limits: Limits) -> int:
             request_id, code, seed = _parse_request(message)
         except ProtocolError:
             return 2
-        arm_cpu_limit(limits.timeout_s)
         try:
             reply = runner.run(code, seed)
         except Exception as exc:  # a sandbox bug must cost one run, not the worker
@@ -217,7 +216,7 @@ def prepare_runner(limits: Limits, *, restricted: bool = True) -> Runner:
     sys.stdin = None  # type: ignore[assignment]
     runner = Runner(limits, restricted=restricted)
     runner.warm_up()
-    preload_isolation()
+    preload_isolation(limits)
     gc.collect()
     gc.freeze()  # startup objects are permanent: per-run collections only scan new ones
     return runner
@@ -231,10 +230,12 @@ def become_worker(request_fd: int, reply_fd: int, runner: Runner, limits: Limits
     # fd 2 is the zygote's /dev/null; everything else (control socket, pipe originals) goes.
     os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     try:
-        report = lock_down(limits)
-        # A fork shares the zygote's pages until it writes them (refcounts do): one small run
-        # takes those copy-on-write faults now, not during the first real requests.
-        runner.run(FORK_WARM_UP_PROGRAM, seed=0)
+        report = lock_down(limits, open_fds=3)
+        if limits.runs_per_worker > 1:
+            # A fork shares the zygote's pages until it writes them (refcounts do): one small
+            # run takes those copy-on-write faults now, not during the first real requests. A
+            # worker that serves one run would only pay them twice.
+            runner.run(FORK_WARM_UP_PROGRAM, seed=0)
     except BaseException as exc:
         hello = {"ready": False, "error": f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]}
         write_all(_REPLY_FD, encode_frame(hello))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import struct
@@ -255,16 +256,30 @@ def _reap(pid: int, timeout_s: float) -> int | None:
     """Wait up to ``timeout_s`` for child ``pid`` to exit; its wait status, or None.
 
     Children are reaped only here, on the parent's request: until then a dead worker stays a
-    zombie, so its pid cannot be reused while the parent may still signal it.
+    zombie, so its pid cannot be reused while the parent may still signal it. The wait polls a
+    pidfd where the kernel has them (a just-killed worker is reaped in microseconds, not at the
+    next tick of a sleep loop).
     """
     deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            done, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return None  # not ours, or already reaped
-        if done:
-            return status
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.001)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        while True:
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return None  # not ours, or already reaped
+            if done:
+                return status
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if pidfd is None:
+                time.sleep(min(0.001, remaining))
+            else:
+                select.select([pidfd], [], [], remaining)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)

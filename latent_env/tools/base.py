@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 TOOL_STATUSES = (
     "ok", "error", "compile_error", "timeout", "memory_error", "output_limit", "crashed",
-    "unknown_tool", "parse_error",
+    "unknown_tool", "parse_error", "skipped",
 )
 MAX_OUTPUT_CHARS = 2000  # what one tool may put into the latent; longer output is cut with a note
 

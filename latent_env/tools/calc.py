@@ -2,7 +2,9 @@
 
 One expression a line (``;`` also separates). Numbers, ``+ - * / // % **``, parentheses,
 comparisons, and the functions in ``FUNCTIONS``; an optional ``name = expression`` line binds a
-name for later lines. Exponents and factorial arguments are capped so no expression can run long.
+name for later lines. Every operation is bounded, so no expression can run long: exponents,
+factorial arguments, ``round``'s digits and the size of every integer, literals included, are
+capped (``round(1, -10**7)`` once held the trainer's GIL for seconds).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ MAX_EXPRESSIONS = 50
 MAX_EXPONENT = 1000
 MAX_FACTORIAL = 500
 MAX_MAGNITUDE = 10**300  # beyond this an integer's digits cost more than they tell
+MAX_ROUND_DIGITS = 300  # round(x, n) with |n| beyond the largest magnitude says nothing more
 MAX_TEXT_CHARS = 4000
 
 BINARY: dict[type, Callable] = {
@@ -39,6 +42,16 @@ def _factorial(n: float) -> int:
     return math.factorial(int(n))
 
 
+def _round(x: float, ndigits: int | None = None) -> float:
+    # round(int, -n) computes 10**n first: bounded here, not by the caller's patience.
+    if ndigits is not None and (
+            isinstance(ndigits, bool) or not isinstance(ndigits, int)
+            or abs(ndigits) > MAX_ROUND_DIGITS):
+        raise CalcError(f"round's digits must be an integer in -{MAX_ROUND_DIGITS}.."
+                        f"{MAX_ROUND_DIGITS}")
+    return round(x) if ndigits is None else round(x, ndigits)
+
+
 def _mean(*xs: float) -> float:
     if not xs:
         raise ValueError("mean of nothing")
@@ -47,7 +60,7 @@ def _mean(*xs: float) -> float:
 
 FUNCTIONS: dict[str, Callable] = {
     "sqrt": math.sqrt, "exp": math.exp, "log": math.log, "log10": math.log10, "log2": math.log2,
-    "sin": math.sin, "cos": math.cos, "tan": math.tan, "abs": abs, "round": round,
+    "sin": math.sin, "cos": math.cos, "tan": math.tan, "abs": abs, "round": _round,
     "floor": math.floor, "ceil": math.ceil, "min": min, "max": max, "sum": lambda *x: sum(x),
     "mean": _mean, "avg": _mean, "factorial": _factorial, "gcd": math.gcd, "lcm": math.lcm,
 }
@@ -115,7 +128,7 @@ def format_number(value: object) -> str:
 
 def _eval(node: ast.AST, names: dict[str, float]):
     if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
+        return _bounded(node.value)
     if isinstance(node, ast.Name):
         if node.id in names:
             return names[node.id]

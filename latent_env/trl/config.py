@@ -15,6 +15,7 @@ PRESET_DIR = Path(__file__).parent / "presets"
 STAGES = ("sft", "latent", "fusion", "rl")
 ALGOS = ("grpo", "rloo", "ppo")
 TRACE_STYLES = ("echo", "program")  # see latent_env.trl.data.gold_sft_records
+TRACE_KINDS = ("code", "reasoning", "empty")  # latent_env.trl.data.trace_kind
 
 
 def available_presets() -> list[str]:
@@ -57,7 +58,11 @@ class PipelineArguments:
     threads: int = field(default=0, metadata={"help": "torch threads (0: LATENT_ENV_THREADS "
                                                        "or all cores)"})
     train_per_family: int = field(default=40, metadata={
-        "help": "training tasks drawn per family from the suite's train split"})
+        "help": "training tasks drawn per family from the suite's train split, for SFT and as "
+                "many again for RL"})
+    train_per_kind: str = field(default="", metadata={
+        "help": "per-kind overrides of --train_per_family, by the kind of latent a family's "
+                "traces teach: e.g. 'code=64,empty=40' (kinds: code, reasoning, empty)"})
     text: str = field(default="", metadata={
         "help": "raw text to train on as well: a .txt file or a directory of .txt/.md files. Its "
                 "passages are split into train/validation/test by a hash of their text; tasks are "
@@ -66,6 +71,17 @@ class PipelineArguments:
     text_per_mode: int = field(default=24, metadata={
         "help": "with --text: tasks per split-point mode (numbers, loss, random) for SFT, and as "
                 "many again for RL; no-help positions are taught the empty latent"})
+
+    def per_kind(self) -> dict[str, int]:
+        """``--train_per_kind`` as ``{kind: tasks per family}``."""
+        counts: dict[str, int] = {}
+        for item in filter(None, (p.strip() for p in self.train_per_kind.split(","))):
+            kind, _, value = item.partition("=")
+            if kind.strip() not in TRACE_KINDS or not value.strip().isdigit() or int(value) < 1:
+                raise ValueError(f"--train_per_kind: {item!r} is not KIND=N with KIND one of "
+                                 f"{', '.join(TRACE_KINDS)} and N >= 1 (e.g. 'code=64,empty=40')")
+            counts[kind.strip()] = int(value)
+        return counts
 
     def __post_init__(self) -> None:
         stages = self.stage_list
@@ -78,6 +94,7 @@ class PipelineArguments:
             raise ValueError(f"--algo must be one of {', '.join(ALGOS)}, got {self.algo!r}")
         if self.train_per_family < 1:
             raise ValueError("--train_per_family must be at least 1")
+        self.per_kind()  # rejects a malformed --train_per_kind now, not when SFT starts
         if self.text_per_mode < 1:
             raise ValueError("--text_per_mode must be at least 1")
         if self.text and not Path(self.text).exists():

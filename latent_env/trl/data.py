@@ -34,6 +34,16 @@ def expects_nothing(task: Task) -> bool:
     return task.meta.get("source") in ("rawtext", "corpus")
 
 
+def trace_kind(task: Task) -> str | None:
+    """The kind of latent :func:`trace_latent` teaches for ``task`` (code, reasoning, empty),
+    or ``None`` when it teaches nothing."""
+    if task.program:
+        return "code"
+    if task.reason:
+        return "reasoning"
+    return "empty" if expects_nothing(task) else None
+
+
 def trace_latent(task: Task, style: str = "echo") -> str | None:
     """The latent SFT teaches for ``task``, or ``None`` when it has nothing to teach.
 

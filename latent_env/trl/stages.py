@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from latent_env.trl.data import (
     sft_records,
     split_tasks,
     take_per_family,
+    trace_kind,
     trace_kinds,
 )
 from latent_env.trl.pipeline import (
@@ -24,24 +26,33 @@ from latent_env.trl.pipeline import (
 
 
 def train_tasks(ctx: RunContext, part: str) -> list[Any]:
-    """SFT uses the first half of each family's train tasks, RL the second half; ``--text``
-    tasks (from its train passages) are split the same way and mixed in.
+    """SFT uses the first n tasks of each family's train split, RL the next n; ``--text`` tasks
+    (from its train passages) are split the same way and mixed in. n is
+    ``--train_per_family``, or ``--train_per_kind``'s count for the kind the family's traces
+    teach.
 
     Keeping them apart means RL rewards are earned on prompts the SFT model never copied.
     """
-    n = ctx.pipeline.train_per_family
-    tasks = split_tasks(ctx.pipeline.tasks, "train", 2 * n)
-    chosen = halves(tasks, n, part) or tasks
+    default, by_kind = ctx.pipeline.train_per_family, ctx.pipeline.per_kind()
+    most = max([default, *by_kind.values()])
+    tasks = split_tasks(ctx.pipeline.tasks, "train", 2 * most)
+    chosen = halves(tasks, lambda t: by_kind.get(trace_kind(t) or "", default), part) or tasks
     text = text_tasks(ctx, "train")
-    return take_per_family(chosen + halves(text, ctx.pipeline.text_per_mode, part), len(chosen))
+    per_mode = ctx.pipeline.text_per_mode
+    return take_per_family(chosen + halves(text, lambda _: per_mode, part), len(chosen))
 
 
-def halves(tasks: list[Any], n: int, part: str) -> list[Any]:
-    """The first ``n`` tasks of each family (``part="sft"``) or the rest (``"rl"``)."""
+def halves(tasks: list[Any], size: Callable[[Any], int], part: str) -> list[Any]:
+    """Of each family, the first ``size(task)`` tasks (``part="sft"``) or the next as many
+    (``"rl"``); a family's size is that of its first task."""
     families: dict[str, list[Any]] = {}
     for task in tasks:
         families.setdefault(task.family or "", []).append(task)
-    return [t for group in families.values() for t in (group[:n] if part == "sft" else group[n:])]
+    out = []
+    for group in families.values():
+        n = size(group[0])
+        out.extend(group[:n] if part == "sft" else group[n:2 * n])
+    return out
 
 
 def record_task_ids(out: Path, tasks: list[Any]) -> None:
