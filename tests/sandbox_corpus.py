@@ -241,6 +241,125 @@ _TABLE: list[tuple[str, str, str, str, str]] = [
     ("numpy", "test-runner", _NP + "np.test()", "error", "no attribute"),
     ("numpy", "array-interface", _NP + "getattr(np.zeros(1), '__array_interface__')", "error",
      "not allowed"),
+    # Cython functions keep Python 2 aliases: func_globals is numpy.random's module dict (its
+    # __loader__ reads any file, and writes to it change numpy.random for every later run).
+    ("numpy", "cython-func-globals",
+     _NP + "g = np.random.Generator.beta.func_globals\ng['__loader__'].get_data('/etc/passwd')",
+     "error", "not allowed"),
+    ("numpy", "cython-func-globals-getattr",
+     _NP + "getattr(np.random.RandomState.rand, 'func_' + 'globals')['np'] = None", "error",
+     "not allowed"),
+    ("numpy", "cython-func-dict", _NP + "np.random.Generator.beta.func_dict['x'] = 1", "error",
+     "not allowed"),
+    ("numpy", "cython-func-code", _NP + "np.random.PCG64.advance.func_code", "error",
+     "not allowed"),
+    # numpy takes a negative offset: a writable view of the heap just before the buffer
+    ("numpy", "negative-offset",
+     _NP + "b = np.ndarray((16,), dtype='u1', buffer=bytearray(16), offset=-64)\nb[8] = 0",
+     "error", "within the buffer"),
+    # an int64 view of an object array's memory: its PyObject pointers, writable
+    ("numpy", "int-view-over-object-buffer",
+     _NP + "a = np.zeros(2, dtype=object)\nb = np.ndarray((2,), dtype=np.int64, buffer=a)\n"
+     "b[0] = 4096", "error", "raw buffer"),
+    ("numpy", "int-view-over-object-memoryview",
+     _NP + "a = np.array([(1, None)], dtype=[('i', 'i8'), ('o', 'O')])\n"
+     "np.ndarray((2,), dtype=np.int64, buffer=a.data)", "error", "not allowed"),
+    ("numpy", "object-data-cast",
+     _NP + "a = np.zeros(2, dtype=object)\nm = np.asarray(a.data.cast('B'))\nm[0] = 1", "error",
+     "not allowed"),
+    ("numpy", "void-scalar-data",
+     _NP + "np.zeros(1, dtype=[('a', 'O')])[0].data.cast('B')[0]", "error", "not allowed"),
+    # dataclasses.replace/asdict/astuple read fields with a plain getattr: a model dataclass
+    # over np.matrix got ``data``, a writable memoryview of the object pointers
+    ("numpy", "dataclass-replace-object-data",
+     _NP + "import dataclasses\nclass M(np.matrix):\n    data: object\n"
+     "    def __init__(self, *args, **kwargs):\n        self.got = kwargs\n"
+     "M = dataclasses.dataclass(init=False, eq=False, repr=False)(M)\n"
+     "r = dataclasses.replace(M(np.array([[None, None]], dtype=object)))\n"
+     "np.asarray(r.got['data'].cast('B'))[0] = 1", "error", "not allowed"),
+    # --- functools.update_wrapper / wraps copying caller-chosen attribute names ---
+    ("wrapper", "update-wrapper-globals",
+     "import functools, statistics\ndef w():\n    pass\n"
+     "functools.update_wrapper(w, statistics.mean, (), ('__globals__',))\n"
+     "def f():\n    b = globals()['__builtins__']\n    g = {}\n"
+     "    b['exec'](\"import os; os.close(2); out = open('/etc/passwd').read(32)\", g)\n"
+     "    return g['out']\nprint(f())", "error", "WRAPPER_UPDATES"),
+    ("wrapper", "wraps-globals",
+     "import functools, statistics\n@functools.wraps(statistics.mean, (), ('__globals__',))\n"
+     "def w():\n    pass\ndef f():\n    return globals()['__builtins__']['exec']\nf()",
+     "error", "WRAPPER_UPDATES"),
+    # a class attribute __array_interface__ pointing at a freed temporary's buffer
+    ("wrapper", "update-wrapper-array-interface",
+     _NP + "import functools\nclass C:\n    pass\n"
+     "functools.update_wrapper(C, np.zeros(1), ('__array_interface__',), ())\n"
+     "np.asarray(C()).dtype.kind", "error", "WRAPPER_ASSIGNMENTS"),
+    ("wrapper", "assigned-str-subclass",
+     "import functools\nclass S(str):\n    pass\ndef w():\n    pass\ndef f():\n    pass\n"
+     "functools.update_wrapper(w, f, (S('__name__'),))", "error", "WRAPPER_ASSIGNMENTS"),
+    ("wrapper", "updated-not-a-sequence",
+     "import functools\ndef w():\n    pass\nfunctools.wraps(len, updated='__dict__')(w)",
+     "error", "WRAPPER_UPDATES"),
+    # cached_property stores under its attrname, which a subclass instance lets model code set:
+    # __reduce_ex__ in an instance dict, honoured by the deepcopy in dataclasses.asdict, sets
+    # any attribute on any object (here a shared class, for every later run).
+    ("wrapper", "cached-property-attrname",
+     "import functools, fractions, dataclasses\nclass CP(functools.cached_property):\n"
+     "    pass\ndef evil(self):\n"
+     "    return lambda proto: (lambda: fractions.Fraction, (), "
+     "(None, {'limit_denominator': 5}))\n"
+     "cp = CP(evil)\ncp.attrname = '__reduce_ex__'\nclass Box:\n    pass\nBox.thing = cp\n"
+     "b = Box()\nb.thing\n@dataclasses.dataclass\nclass H:\n    v: object\n"
+     "dataclasses.asdict(H(b))\nfractions.Fraction.limit_denominator", "error",
+     "cannot store"),
+    # --- str.format reached through other receivers ---
+    ("format", "userstring-format",
+     "import collections\ncollections.UserString('{0.__class__.__mro__}').format(1)", "error",
+     "not allowed"),
+    ("format", "userstring-format-map",
+     "import collections\ncollections.UserString('{x.__class__}').format_map({'x': 1})",
+     "error", "not allowed"),
+    ("format", "userstring-unbound",
+     "import collections\n"
+     "collections.UserString.format(collections.UserString('{0.__class__}'), 1)", "error",
+     "not allowed"),
+    ("format", "userstring-subclass-data",
+     "import collections\nclass S(collections.UserString):\n    pass\ns = S('')\n"
+     "s.data = '{0.__class__}'\ns.format(1)", "error", "not allowed"),
+    ("format", "userstring-super",
+     "import collections\nclass S(collections.UserString):\n    def format(self, *a):\n"
+     "        return super().format(*a)\nS('{0.__class__}').format(1)", "error", "not allowed"),
+    ("format", "dataclass-asdict-userstring",
+     "import collections, dataclasses\n@dataclasses.dataclass(init=False, eq=False, repr=False)\n"
+     "class S(collections.UserString):\n    format: object\n    def __init__(self):\n"
+     "        self.data = '{0.__class__.__mro__}'\n"
+     "dataclasses.asdict(S())['format'](1)", "error", "not allowed"),
+    ("format", "dataclass-replace-userstring",
+     "import collections, dataclasses\n@dataclasses.dataclass(init=False, eq=False, repr=False)\n"
+     "class S(collections.UserString):\n    format: object\n"
+     "    def __init__(self, *args, **kwargs):\n        self.data = '{0.__class__.__mro__}'\n"
+     "        self.got = kwargs\n"
+     "dataclasses.replace(S()).got.get('format')(1)", "error", "not allowed"),
+    # routes that were already guarded, kept as regressions for the value-based check
+    ("format", "map-unbound", "list(map(str.format, ['{0.__class__}'], [1]))", "error",
+     "not allowed"),
+    ("format", "partial-unbound",
+     "import functools\nfunctools.partial(str.format, '{0.__class__}')(1)", "error",
+     "not allowed"),
+    ("format", "numpy-str", _NP + "np.str_('{0.__class__}').format(1)", "error", "not allowed"),
+    ("format", "call-of-bound", "getattr('{0.__class__}'.format, '__call__')(1)", "error",
+     "not allowed"),
+    # --- ABC registration changes shared classes for every later run ---
+    ("abc", "register-fraction", "import fractions\nfractions.Fraction.register(float)",
+     "error", "registration"),
+    ("abc", "register-typing-alias", "import typing\ntyping.Mapping.register(list)", "error",
+     "registration"),
+    # issubclass caches the positive answer on UserDict itself, for good
+    ("abc", "register-model-subclass",
+     "import collections\nclass D(collections.UserDict):\n    pass\nD.register(int)\n"
+     "issubclass(int, collections.UserDict)", "error", "registration"),
+    # RegexFlag(v) caches a pseudo-member under v: a model int with a chosen hash answering
+    # True to == makes a later run's re.I | re.M mean VERBOSE
+    ("cache", "regexflag-value-map", "import re\nre.RegexFlag(66)", "error", "no attribute"),
 ]
 # fmt: on
 

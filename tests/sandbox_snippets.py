@@ -137,6 +137,63 @@ LEGIT: list[Snippet] = [
     Snippet("slice-augassign", "xs = [1, 2, 3]\nxs[1:] += [9]\nxs", value="[1, 2, 3, 9]"),
     Snippet("print-and-value", "print('trend up')\n2 + 2", stdout="trend up\n", value="4"),
     Snippet("numpy-r-concat", "import numpy as np\nnp.r_[1:3, 7].tolist()", value="[1, 2, 7]"),
+    Snippet("functools-wraps",
+            "import functools\ndef logged(fn):\n    @functools.wraps(fn)\n"
+            "    def inner(*args, **kwargs):\n        print('calling', fn.__name__)\n"
+            "        return fn(*args, **kwargs)\n    return inner\n@logged\ndef add(a, b):\n"
+            "    \"\"\"Add two numbers.\"\"\"\n    return a + b\n(add(2, 3), add.__name__, add.__doc__)",
+            stdout="calling add\n", value="(5, 'add', 'Add two numbers.')"),
+    Snippet("update-wrapper",
+            "import functools\ndef area(r):\n    \"\"\"Circle area.\"\"\"\n    return 3 * r * r\n"
+            "def w(*a):\n    return area(*a)\ndef v(*a):\n    return area(*a)\n"
+            "functools.update_wrapper(w, area)\n"
+            "functools.update_wrapper(v, area, ('__name__',), [])\n"
+            "functools.wraps(area, functools.WRAPPER_ASSIGNMENTS, functools.WRAPPER_UPDATES)(v)\n"
+            "(w(2), w.__name__, w.__doc__, v.__qualname__)",
+            value="(12, 'area', 'Circle area.', 'area')"),
+    Snippet("cached-property",
+            "import functools\nclass Circle:\n    def __init__(self, r):\n        self.r = r\n"
+            "    @functools.cached_property\n    def area(self):\n        print('computing')\n"
+            "        return 3 * self.r ** 2\nc = Circle(2)\n(c.area, c.area)",
+            stdout="computing\n", value="(12, 12)"),
+    Snippet("total-ordering",
+            "import functools\n@functools.total_ordering\nclass V:\n    def __init__(self, n):\n"
+            "        self.n = n\n    def __eq__(self, o):\n        return self.n == o.n\n"
+            "    def __lt__(self, o):\n        return self.n < o.n\n"
+            "(V(1) <= V(2), V(3) >= V(2), sorted([V(2), V(1)])[0].n)",
+            value="(True, True, 1)"),
+    Snippet("format-receivers",
+            "from collections import UserString\n"
+            "(UserString('a{}').format(1), UserString('{x}-{y[1]}').format_map({'x': 1, 'y': [1, 2]}),"
+            " '{0[1]}'.format([1, 2]), str.format('{:>3}', 7))",
+            value="('a1', '1-2', '2', '  7')"),
+    Snippet("dataclass-helpers",
+            "import dataclasses\n@dataclasses.dataclass\nclass P:\n    x: int\n"
+            "    y: list = dataclasses.field(default_factory=list)\np = P(1, [2])\n"
+            "q = dataclasses.replace(p, x=5)\n"
+            "(dataclasses.asdict(p), dataclasses.astuple(q), [f.name for f in dataclasses.fields(P)])",
+            value="({'x': 1, 'y': [2]}, (5, [2]), ['x', 'y'])"),
+    Snippet("namedtuple",
+            "from collections import namedtuple\nPoint = namedtuple('Point', 'x y', defaults=[0])\n"
+            "p = Point(3)\n(p, p.x + p.y, Point(1, 2) == (1, 2))",
+            value="(Point(x=3, y=0), 3, True)"),
+    Snippet("regex-flags", "import re\nre.findall(r'^a.', 'ab\\nAc', re.I | re.M)",
+            value="['ab', 'Ac']"),
+    Snippet("typing-isinstance",
+            "import typing\nfrom collections import UserDict\nclass D(UserDict):\n    pass\n"
+            "(isinstance({}, typing.Mapping), isinstance([], typing.Mapping), isinstance(D(), dict),"
+            " typing.Optional[int])",
+            value="(True, False, False, typing.Optional[int])"),
+    Snippet("numpy-ndarray-over-buffer",
+            "import numpy as np\nraw = np.arange(6, dtype=np.int32)\n"
+            "view = np.ndarray((2,), dtype=np.int32, buffer=raw, offset=4, strides=(8,))\n"
+            "(view.tolist(), np.ndarray((2, 2), dtype='u1', buffer=bytearray(b'abcd')).tolist(),"
+            " np.ndarray(3).shape, len(raw.data))",
+            value="([1, 3], [[97, 98], [99, 100]], (3,), 6)"),
+    Snippet("numpy-random-generator",
+            "import numpy as np\nrng = np.random.default_rng(3)\n"
+            "(rng.beta(2, 3, size=4).shape, np.random.RandomState(1).rand(2).shape)",
+            value="((4,), (2,))"),
 ]
 # fmt: on
 

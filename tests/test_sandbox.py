@@ -75,6 +75,33 @@ POISON_THEN_CHECK = [
      repr(random.Random(0).random())),
     ("import numpy as np\nnp.random.seed(7)", "import numpy as np\nfloat(np.random.rand())",
      None),
+    # Caches in shared modules keyed by objects whose __hash__/__eq__ model code wrote: a key
+    # equal to everything answers a later run's lookup with this run's entry. Each poison first
+    # evicts what the check's baseline run left in that worker's cache.
+    ("from datetime import datetime\nclass Fmt(str):\n    def __hash__(self):\n"
+     "        return hash('%Y-%m-%d')\n    def __eq__(self, other):\n        return True\n"
+     "for f in ['%d', '%m', '%H', '%M', '%S', '%y', '%j']:\n    datetime.strptime('01', f)\n"
+     "datetime.strptime('05-03-2024', Fmt('%d-%m-%Y'))",
+     "from datetime import datetime\ndatetime.strptime('2024-03-05', '%Y-%m-%d').isoformat()",
+     "'2024-03-05T00:00:00'"),
+    ("import re\nclass F(int):\n    def __hash__(self):\n        return 0\n"
+     "    def __eq__(self, other):\n        return True\n"
+     "re.purge()\nre.findall('a b', 'a b ab', F(re.VERBOSE))",
+     "import re\nre.findall('a b', 'a b ab')", "['a b']"),
+    ("import typing\nclass K:\n    def __call__(self):\n        pass\n"
+     "    def __hash__(self):\n        return hash(int)\n"
+     "    def __eq__(self, other):\n        return True\n"
+     "for i in range(200):\n    typing.List[typing.Literal[i]]\ntyping.List[K()]",
+     "import typing\ntyping.List[int]", "typing.List[int]"),
+    # ABC registration (UserDict's positive issubclass cache keeps int for good)
+    ("import fractions\nfractions.Fraction.register(float)",
+     "import fractions\nisinstance(1.5, fractions.Fraction)", "False"),
+    ("import collections\nclass D(collections.UserDict):\n    pass\nD.register(int)\n"
+     "issubclass(int, collections.UserDict)",
+     "import collections\nisinstance(1, collections.UserDict)", "False"),
+    # a Cython function's module globals
+    ("import numpy as np\nnp.random.Generator.beta.func_globals['np'] = None",
+     "import numpy as np\nnp.random.default_rng(1).beta(1, 2, size=2).shape", "(2,)"),
 ]  # fmt: skip
 
 
@@ -87,6 +114,28 @@ def test_nothing_leaks_into_the_next_run(sandbox: Sandbox, poison, check, expect
         result = sandbox.run(check, seed=0)
         assert result.status == "ok", result
         assert result.value == (expected or baseline.value)
+
+
+@pytest.fixture(scope="module")
+def reused_sandbox():
+    # One worker serving every run: the policy layer's own per-run resets, which a fresh fork
+    # per run (the default) would hide.
+    limits = Limits(timeout_s=TIMEOUT_S, runs_per_worker=100_000)
+    with Sandbox(workers=1, limits=limits) as pool:
+        pool.start()
+        yield pool
+
+
+@pytest.mark.parametrize("poison,check,expected", POISON_THEN_CHECK)
+def test_nothing_leaks_between_runs_of_a_reused_worker(
+    reused_sandbox: Sandbox, poison, check, expected
+):
+    baseline = reused_sandbox.run(check, seed=0)
+    reused_sandbox.run(poison)
+    result = reused_sandbox.run(check, seed=0)
+    assert result.worker_pid == baseline.worker_pid  # the same process served all three
+    assert result.status == "ok", result
+    assert result.value == (expected or baseline.value)
 
 
 def test_cyclic_garbage_is_finalised_within_its_own_run(sandbox: Sandbox):

@@ -4,18 +4,33 @@ checked in-process, guards are called directly on trusted objects."""
 
 from __future__ import annotations
 
+import _strptime
+import dataclasses
 import json
 import os
+import re
 import struct
 import threading
 import time
 import types
-from collections import UserDict, UserList, deque
+import typing
+from collections import UserDict, UserList, UserString, deque
+from datetime import datetime
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from latent_env.sandbox import Limits
+from latent_env.sandbox.facade_guards import (
+    SandboxCachedProperty,
+    clear_shared_caches,
+    safe_asdict,
+    safe_astuple,
+    safe_replace,
+    safe_update_wrapper,
+    safe_wraps,
+)
 from latent_env.sandbox.facades import (
     Facade,
     _numpy_facades,
@@ -25,9 +40,11 @@ from latent_env.sandbox.facades import (
 )
 from latent_env.sandbox.guards import (
     _ALLOWED_DUNDERS,
+    USER_FILENAME,
     OutputBuffer,
     OutputLimitExceeded,
     guarded_getattr,
+    guarded_getitem,
     guarded_pow,
     guarded_write,
     safe_format,
@@ -162,7 +179,7 @@ def test_limits_defaults_and_validation():
     limits = Limits()
     assert limits.timeout_s == 2.0 and limits.memory_mb == 512
     assert limits.max_reply_bytes > limits.max_output_chars
-    assert json.loads(json.dumps(limits.to_dict()))["runs_per_worker"] == 200
+    assert json.loads(json.dumps(limits.to_dict()))["runs_per_worker"] == 1
     for bad in ({"timeout_s": 0}, {"memory_mb": -1}, {"unprivileged_id": 0}):
         with pytest.raises(ValueError):
             Limits(**bad)
@@ -257,6 +274,26 @@ def test_only_vetted_ndarray_subclasses_are_exposed(facades):
     assert dict(facade_items(facades["numpy"]))["ndarray"] is not np.ndarray
 
 
+def test_ndarray_over_a_buffer_is_checked(facades):
+    ndarray = dict(facade_items(facades["numpy"]))["ndarray"]
+    raw = np.arange(4, dtype=np.int64)
+    assert ndarray((2,), np.int64, raw, 8).tolist() == [1, 2]
+    assert ndarray(np.int64(2), "u1", bytearray(b"ab"), strides=[np.int64(1)]).tolist() == [97, 98]
+    with pytest.raises(ValueError, match="within the buffer"):
+        ndarray((2,), np.uint8, bytearray(4), -1)  # numpy itself would read before the buffer
+    objects = np.zeros(2, dtype=object)
+    for buffer in (objects, np.zeros(1, dtype=[("i", "i8"), ("o", "O")]), memoryview(objects)):
+        with pytest.raises(TypeError, match="raw buffer"):
+            ndarray((1,), np.int64, buffer)
+    with pytest.raises(AttributeError):
+        guarded_getattr(objects, "data")  # castable to writable bytes of the pointers
+    with pytest.raises(AttributeError):
+        guarded_getattr(memoryview(objects), "cast")  # one trusted code handed over
+    with pytest.raises(AttributeError):
+        guarded_getitem({"view": memoryview(objects)}, "view")
+    assert len(guarded_getattr(np.zeros(3), "data")) == 3
+
+
 def test_facades_are_read_only_and_nameless(facades):
     math_facade = facades["math"]
     assert math_facade.sqrt(9) == 3
@@ -304,6 +341,160 @@ def test_safe_format():
     with pytest.raises(AttributeError):
         safe_format("{0.__class__}", 1)
     assert guarded_getattr("{}-{}", "format")(1, 2) == "1-2"
+
+
+def test_format_is_guarded_whatever_the_receiver():
+    class Sub(UserString):
+        pass
+
+    sub = Sub("")
+    sub.data = "{0.__class__}"
+    template = UserString("{0.__class__}")
+    raw_holder = types.SimpleNamespace(bound="{0.__class__}".format, unbound=str.format)
+    calls = [
+        (guarded_getattr(template, "format"), (1,)),
+        (guarded_getattr(UserString, "format"), (template, 1)),
+        (guarded_getattr(UserString("{x.__class__}"), "format_map"), ({"x": 1},)),
+        (guarded_getattr(UserString, "format_map"), (UserString("{x.__class__}"), {"x": 1})),
+        (guarded_getattr(sub, "format"), (1,)),
+        (guarded_getattr(super(Sub, sub), "format"), (1,)),
+        (guarded_getattr(raw_holder, "bound"), (1,)),  # str.format found under another name
+        (guarded_getattr(raw_holder, "unbound"), ("{0.__class__}", 1)),
+    ]
+    for format_, args in calls:
+        with pytest.raises(AttributeError):
+            format_(*args)
+    assert guarded_getattr(UserString("a{}"), "format")(1) == "a1"
+    assert guarded_getattr(UserString("{x}"), "format_map")({"x": 2}) == "2"
+
+
+def test_no_modules_code_or_cython_globals_are_handed_out():
+    holder = types.SimpleNamespace(module=types, code=test_safe_format.__code__)
+    for name in ("module", "code"):
+        with pytest.raises(AttributeError):
+            guarded_getattr(holder, name)
+    with pytest.raises(AttributeError):
+        guarded_getitem({"m": types}, "m")
+    assert guarded_getitem({"m": 1}, "m") == 1
+    beta = np.random.Generator.beta  # a Cython function: func_globals is its module's dict
+    for name in ("func_globals", "func_code", "func_closure", "func_dict", "func_defaults"):
+        with pytest.raises(AttributeError):
+            guarded_getattr(beta, name)
+    assert guarded_getattr(beta, "__name__") == "beta"
+
+
+def test_abc_registration_is_refused():
+    for abc_class in (Fraction, UserDict, typing.Mapping):
+        with pytest.raises(AttributeError, match="registration"):
+            guarded_getattr(abc_class, "register")
+    assert guarded_getattr(types.SimpleNamespace(register=len), "register") is len
+
+
+def test_dataclass_helpers_read_fields_through_the_guard():
+    @dataclasses.dataclass(init=False, eq=False, repr=False)
+    class Text(UserString):
+        format: object  # UserString.format: the raw str.format when read without the guard
+
+        def __init__(self, data="{0.__class__}", **kwargs):
+            super().__init__(data)
+            self.kwargs = kwargs
+
+    text = Text()
+    for value in (
+        safe_replace(text).kwargs["format"],
+        safe_asdict(text)["format"],
+        safe_astuple(text, tuple_factory=list)[0],
+    ):
+        with pytest.raises(AttributeError):
+            value(1)
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        tags: list
+
+    point = Point(1, ["a"])
+    assert safe_asdict(point) == {"x": 1, "tags": ["a"]}
+    assert safe_asdict(point)["tags"] is not point.tags  # deep-copied, as dataclasses does
+    assert safe_astuple(point) == (1, ["a"]) and safe_replace(point, x=3) == Point(3, ["a"])
+    with pytest.raises(TypeError):
+        safe_asdict(Point)
+
+
+def model_function(name: str = "w") -> types.FunctionType:
+    """A function the write guard treats as model-made (compiled under USER_FILENAME)."""
+    namespace: dict = {}
+    exec(compile(f"def {name}():\n    pass", USER_FILENAME, "exec"), namespace)
+    return namespace[name]
+
+
+def test_update_wrapper_copies_only_the_standard_names():
+    def wrapped(x: int) -> int:
+        """Doc."""
+        return x
+
+    wrapped.public = 1
+    wrapped.__dict__["_private"] = 2
+    wrapper = model_function()
+    assert safe_update_wrapper(wrapper, wrapped) is wrapper
+    assert (wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__) == ("wrapped", "Doc.", wrapped)
+    assert wrapper.__annotations__ == wrapped.__annotations__ == {"x": "int", "return": "int"}
+    assert wrapper.public == 1
+    assert "_private" not in wrapper.__dict__
+    partial = safe_wraps(wrapped, ["__name__"], [])(model_function("v"))
+    assert (partial.__name__, partial.__doc__) == ("wrapped", None)
+
+    class Named(str):
+        pass
+
+    for assigned, updated in [
+        ((), ("__globals__",)),
+        (("__array_interface__",), ()),
+        ((Named("__name__"),), ()),
+        ("__name__", ()),
+        ((), "__dict__"),
+    ]:
+        with pytest.raises(TypeError, match="WRAPPER_"):
+            safe_update_wrapper(model_function(), wrapped, assigned, updated)
+    with pytest.raises(TypeError, match="WRAPPER_UPDATES"):
+        safe_wraps(wrapped, updated=["__globals__"])
+    with pytest.raises(TypeError, match="defined in the sandbox"):
+        safe_update_wrapper(wrapped, wrapper)  # a trusted function, shared by every run
+
+
+def test_cached_property_stores_only_under_public_names():
+    class Box:
+        pass
+
+    prop = SandboxCachedProperty(lambda self: 42)
+    prop.attrname = "value"
+    box = Box()
+    assert prop.__get__(box) == 42 and box.__dict__ == {"value": 42}
+    for name in ("__reduce_ex__", "_x", "func_globals", None):
+        prop.attrname = name
+        with pytest.raises(TypeError, match="cannot"):
+            prop.__get__(Box())
+
+
+def test_shared_caches_keep_only_plain_keys():
+    class Flags(int):
+        pass
+
+    class Format(str):
+        pass
+
+    re.compile("x y", re.VERBOSE)
+    re.compile("x y z", Flags(0))
+    _strptime._regex_cache.clear()
+    datetime.strptime("01", "%d")
+    datetime.strptime("01", Format("%m"))
+    alias = typing.Literal[Format("a")]
+    assert typing.Literal[Format("a")] is alias  # cached
+    clear_shared_caches()
+    assert (str, "x y", int(re.VERBOSE)) in re._cache  # plain entries stay warm
+    assert all(type(key[2]) is int for key in re._cache)
+    assert list(_strptime._regex_cache) == ["%d"]
+    assert typing.Literal[Format("a")] is not alias
 
 
 def test_guarded_pow():

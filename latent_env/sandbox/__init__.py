@@ -20,23 +20,31 @@ Usage::
 variable named ``result`` (None if neither or if the value is None); ``error`` is one line,
 ``"ExcType: message (line N)"``, with no worker traceback.
 
-Policy layer (:mod:`.policy`, :mod:`.guards`, :mod:`.facades`)
+Policy layer (:mod:`.policy`, :mod:`.guards`, :mod:`.facades`, :mod:`.facade_guards`,
+:mod:`.output`)
     Code is compiled with RestrictedPython 9 (``compile_restricted_exec``) plus local
     relaxations for everyday code (``x[k] += v``, ``self.n += 1``, annotated assignments,
     ``if __name__ == "__main__":``, common dunder methods, ``super().__init__``). Guards
-    (``_getattr_`` raises on private names, frame/generator internals, ``mro``, numpy's
-    ``ctypes``/``dump*``/``tofile``/``resize``; ``str.format`` resolves fields through the same
-    guard; ``_write_`` only lets code modify what it made plus plain containers; ``**`` and
-    ``pow`` refuse integer results over a million bits; ``print`` writes to a capped buffer).
-    Builtins are a safe set without ``type``, ``vars``, ``globals``, ``open``, ``compile``,
-    ``eval``, ``exec``, ``id``, ``input``, ``exit``. ``import`` hands out read-only facades, never
-    modules: math, cmath, statistics, fractions, decimal, datetime, itertools, functools (no
-    singledispatch: it evals annotations), collections, heapq, bisect, random (a generator
-    seeded per run), operator (no attrgetter/methodcaller/setitem/delitem), string (constants),
-    re, json, typing, dataclasses, and numpy with linalg, fft, polynomial and a per-run seeded
-    random (no file I/O, pickles, ctypes, lib, testing, memmap, global print/error settings,
-    object arrays over raw buffers). Nothing is pre-bound: ``mean(...)`` without an import is a
-    NameError.
+    (``_getattr_`` raises on private names, frame/generator internals, ``mro``, Cython's
+    ``func_*`` aliases, numpy's ``ctypes``/``dump*``/``tofile``/``resize``; what an attribute or
+    item read finds is checked too: never a module, frame, code object or traceback, nor a
+    memoryview of object pointers, no ABC ``register``, and ``str.format`` in any guise (bound,
+    unbound, ``UserString``, ``super()``) resolves fields through the same guard; ``_write_``
+    only lets code modify what it made plus plain containers; ``**`` and ``pow`` refuse integer
+    results over a million bits; ``print`` writes to a capped buffer). Builtins are a safe set
+    without ``type``, ``vars``, ``globals``, ``open``, ``compile``, ``eval``, ``exec``, ``id``,
+    ``input``, ``exit``. ``import`` hands out read-only facades, never modules: math, cmath,
+    statistics, fractions, decimal, datetime, itertools, functools (no singledispatch: it evals
+    annotations; ``update_wrapper``/``wraps`` copy only their standard attribute lists, values
+    of their usual kinds; ``cached_property`` stores only under public names), collections,
+    heapq, bisect, random (a generator seeded per run), operator (no
+    attrgetter/methodcaller/setitem/delitem), string (constants), re (no ``RegexFlag``), json,
+    typing, dataclasses (``replace``/``asdict``/``astuple`` read fields through the guard), and
+    numpy with linalg, fft, polynomial and a per-run seeded random (no file I/O, pickles,
+    ctypes, lib, testing, memmap, global print/error settings; ``np.ndarray`` over a buffer
+    checks the offset and refuses buffers of object pointers). Nothing is pre-bound:
+    ``mean(...)`` without an import is a NameError. Checked versions of library functions live
+    in :mod:`.facade_guards`.
 
 Process layer (:mod:`.zygote`, :mod:`.process`, :mod:`.isolation`, :mod:`.landlock`,
 :mod:`.worker`, :mod:`.protocol`)

@@ -9,7 +9,10 @@ falls back to ``sys.modules[m.__name__ + '.x']`` when ``x`` is missing).
 Facades are built once per worker and shared by all its runs. Per-run state lives elsewhere:
 ``random`` and ``numpy.random`` delegate to generators seeded afresh for every run
 (:data:`RUN_STATE`), and :func:`reset_run_state` gives each run a new ``decimal`` context and
-numpy's default floating-point error handling.
+numpy's default floating-point error handling; a worker that serves more than one run also
+drops, after each, library-cache entries keyed by that run's objects
+(:func:`.facade_guards.clear_shared_caches`). Library functions that set attributes by name or store under names the
+caller picks are replaced by the checked versions in :mod:`.facade_guards`.
 """
 
 from __future__ import annotations
@@ -44,7 +47,17 @@ import numpy.linalg
 import numpy.polynomial
 import numpy.random
 
-from .guards import is_user_class, may_write_attributes
+from .facade_guards import (
+    SandboxCachedProperty,
+    guarded_dataclass,
+    only_for_model_objects,
+    safe_asdict,
+    safe_astuple,
+    safe_replace,
+    safe_update_wrapper,
+    safe_wraps,
+)
+from .guards import holds_object_pointers
 
 
 class Facade:
@@ -197,37 +210,6 @@ def _table(
     return table
 
 
-def _only_for_model_objects(func: Callable[..., Any], what: str) -> Callable[..., Any]:
-    """Wrap a library function that mutates its first argument so it accepts only objects
-    model code made; otherwise a run could change a shared class for every later run."""
-
-    @functools.wraps(func)
-    def guarded(target: Any, *args: Any, **kwargs: Any) -> Any:
-        if not (is_user_class(target) or may_write_attributes(target)):
-            raise TypeError(f"{what} only accepts classes and functions defined in the sandbox")
-        return func(target, *args, **kwargs)
-
-    return guarded
-
-
-def _guarded_dataclass(cls: Any = None, /, **kwargs: Any) -> Any:
-    def wrap(target: Any) -> Any:
-        if not is_user_class(target):
-            raise TypeError("dataclass() only accepts classes defined in the sandbox")
-        return dataclasses.dataclass(target, **kwargs)
-
-    return wrap if cls is None else wrap(cls)
-
-
-def _guarded_wraps(wrapped: Any, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
-    def decorate(wrapper: Any) -> Any:
-        return _guarded_update_wrapper(wrapper, wrapped, *args, **kwargs)
-
-    return decorate
-
-
-_guarded_update_wrapper = _only_for_model_objects(functools.update_wrapper, "update_wrapper")
-
 _NUMPY_EXCLUDED = (
     # file and buffer I/O, pickles, raw memory
     "load", "save", "savez", "savez_compressed", "savetxt", "loadtxt", "genfromtxt",
@@ -287,9 +269,27 @@ class _ConcatenatorFacade:
         return len(self._inner)
 
 
+def _index_tuple(value: Any) -> tuple[int, ...]:
+    """A shape or strides argument as exact ints. Converted here, once, so that a model
+    ``__index__`` runs before the buffer is inspected rather than inside numpy after it."""
+    try:
+        return (operator.index(value),)
+    except TypeError:
+        return tuple(operator.index(item) for item in value)
+
+
+def _plain_buffer_size(buffer: Any) -> int:
+    """Byte size of ``buffer``, refusing the memory of an object array: read as integers it is
+    a writable table of PyObject pointers (forged objects, arbitrary memory access)."""
+    nbytes = memoryview(buffer).nbytes  # a TypeError, as from numpy, for a non-buffer
+    if holds_object_pointers(buffer):
+        raise TypeError("arrays cannot be built over an object array's raw buffer in the sandbox")
+    return nbytes
+
+
 class _GuardedNdarrayMeta(type):
     """Metaclass of the ``np.ndarray`` that model code sees: ``isinstance`` and ``issubclass``
-    answer for the real class, and construction refuses object dtypes over a raw buffer."""
+    answer for the real class, and construction over a buffer is checked."""
 
     def __instancecheck__(cls, obj: Any) -> bool:
         return isinstance(obj, np.ndarray)
@@ -306,13 +306,20 @@ class _GuardedNdarrayMeta(type):
         strides: Any = None,
         order: Any = None,
     ) -> np.ndarray:
-        # Object dtype over caller-supplied bytes turns integers into PyObject pointers:
-        # a forged-object primitive, i.e. arbitrary memory access.
         # Convert once: a model object whose ``dtype`` property changes between two
         # conversions must not pass the check as "i8" and build as "O".
         descr = np.dtype(dtype)
-        if buffer is not None and descr.hasobject:
+        if buffer is None:
+            return np.ndarray(shape, descr, None, offset, strides, order)
+        # Object dtype over caller-supplied bytes turns integers into PyObject pointers.
+        if descr.hasobject:
             raise TypeError("object arrays cannot be built over a raw buffer in the sandbox")
+        shape = _index_tuple(shape)
+        strides = None if strides is None else _index_tuple(strides)
+        offset = operator.index(offset)
+        # numpy checks the far end but takes a negative offset: memory before the buffer.
+        if not 0 <= offset <= _plain_buffer_size(buffer):
+            raise ValueError("offset must lie within the buffer")
         return np.ndarray(shape, descr, buffer, offset, strides, order)
 
 
@@ -368,24 +375,17 @@ def _stdlib_facades() -> dict[str, Facade]:
     # i.e. eval() outside the policy layer.
     functools_table = _table(functools, exclude=("singledispatch", "singledispatchmethod"))
     functools_table.update(
-        update_wrapper=_guarded_update_wrapper,
-        wraps=_guarded_wraps,
-        total_ordering=_only_for_model_objects(functools.total_ordering, "total_ordering"),
+        update_wrapper=safe_update_wrapper,
+        wraps=safe_wraps,
+        cached_property=SandboxCachedProperty,
+        total_ordering=only_for_model_objects(functools.total_ordering, "total_ordering"),
     )
     dataclasses_table = _table(
-        dataclasses,
-        [
-            "field",
-            "fields",
-            "asdict",
-            "astuple",
-            "replace",
-            "is_dataclass",
-            "FrozenInstanceError",
-            "InitVar",
-        ],
+        dataclasses, ["field", "fields", "is_dataclass", "FrozenInstanceError", "InitVar"]
     )
-    dataclasses_table["dataclass"] = _guarded_dataclass
+    dataclasses_table.update(
+        dataclass=guarded_dataclass, replace=safe_replace, asdict=safe_asdict, astuple=safe_astuple
+    )
     tables: dict[str, dict[str, Any]] = {
         "math": _table(math),
         "cmath": _table(cmath),
@@ -402,7 +402,9 @@ def _stdlib_facades() -> dict[str, Facade]:
         "random": python_random,
         "operator": _table(operator, exclude=("attrgetter", "methodcaller", "setitem", "delitem")),
         "string": _table(string, exclude=("Formatter", "Template")),
-        "re": _table(re, exclude=("template",)),
+        # RegexFlag(v) caches a pseudo-member under v, for every later run: a model int equal
+        # to everything and hashing like 10 would make a later re.I | re.M mean VERBOSE.
+        "re": _table(re, exclude=("template", "RegexFlag")),
         "json": _table(json, ["dumps", "loads", "JSONDecodeError"]),
         "typing": _table(typing, _TYPING_NAMES),
         "dataclasses": dataclasses_table,

@@ -1,5 +1,5 @@
 """Runtime half of the policy layer: the guard functions RestrictedPython's compiled code calls,
-the builtins model code sees, and the capped print collector.
+the builtins model code sees, and (from :mod:`.output`) the capped print collector.
 
 These run inside worker processes only. The compile-time half (which names and syntax are
 accepted, and where the guards are inserted) is in :mod:`.policy`.
@@ -8,13 +8,14 @@ accepted, and where the guards are inserted) is in :mod:`.policy`.
 from __future__ import annotations
 
 import _string  # the parser str.format itself uses, so field names are split identically
+import abc
 import builtins
 import decimal
 import functools
 import operator
 import string
 import types
-from collections import UserDict, UserList, deque
+from collections import UserDict, UserList, UserString, deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,6 +24,9 @@ from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 from .limits import MAX_POW_RESULT_BITS
+from .output import OutputBuffer as OutputBuffer  # re-exported: the worker imports them from here
+from .output import OutputLimitExceeded as OutputLimitExceeded
+from .output import PrintCollector as PrintCollector
 
 #: Filename given to compiled model code; tracebacks and the write guard recognise it by this.
 USER_FILENAME = "<sandbox>"
@@ -30,9 +34,14 @@ USER_FILENAME = "<sandbox>"
 USER_CLASS_MARK = "__sandbox_user_class__"
 
 # Attribute names refused on every object: frame/traceback/generator internals (also rejected at
-# compile time, but getattr(x, name) is dynamic), the class graph, and raw-pointer escapes
-# (ndarray.ctypes, numpy bit generators' ctypes/cffi/capsule interfaces).
-_BLOCKED_NAMES = frozenset(INSPECT_ATTRIBUTES | {"mro", "ctypes", "cffi", "capsule"})
+# compile time, but getattr(x, name) is dynamic), the class graph, raw-pointer escapes
+# (ndarray.ctypes, numpy bit generators' ctypes/cffi/capsule interfaces), and the Python 2
+# aliases Cython functions still carry (numpy.random's: func_globals is the extension module's
+# dict, with its __loader__ reading any file, and writable for every later run).
+_CYTHON_FUNCTION_NAMES = {"func_globals", "func_code", "func_closure", "func_dict", "func_defaults"}
+_BLOCKED_NAMES = frozenset(
+    INSPECT_ATTRIBUTES | _CYTHON_FUNCTION_NAMES | {"mro", "ctypes", "cffi", "capsule"}
+)
 # Refused on numpy arrays and scalars: pickling/file output, and in-place reallocation
 # (``resize(refcheck=False)`` can free memory that views still point to).
 _NUMPY_BLOCKED_NAMES = frozenset({"tofile", "dump", "dumps", "resize", "setflags"})
@@ -61,6 +70,26 @@ class SandboxAttributeError(AttributeError):
 
 def _refuse(name: str) -> SandboxAttributeError:
     return SandboxAttributeError(f"access to attribute {name!r} is not allowed in the sandbox")
+
+
+def is_opaque(value: Any) -> bool:
+    """Modules, frames, code objects, tracebacks and the like: never handed to model code."""
+    return isinstance(value, _OPAQUE_TYPES)
+
+
+def is_public_attribute_name(name: Any) -> bool:
+    """Whether model code may name this attribute: an exact str, not private (bar the allowed
+    dunders) and not blocked. Library code that stores under caller-chosen names checks it."""
+    if type(name) is not str:
+        return False
+    return not ((name[:1] == "_" and name not in _ALLOWED_DUNDERS) or name in _BLOCKED_NAMES)
+
+
+def _check_attribute_name(name: Any) -> None:
+    if type(name) is not str:
+        raise TypeError("attribute name must be a string")
+    if not is_public_attribute_name(name):
+        raise _refuse(name)
 
 
 # --- attribute access -------------------------------------------------------------------------
@@ -94,8 +123,89 @@ def safe_format_map(template: str, mapping: Any, /) -> str:
     return _FORMATTER.vformat(template, (), mapping)
 
 
+def _user_string_format(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """``UserString.format``, which calls ``self.data.format``: through the guard."""
+    return guarded_getattr(guarded_getattr(self, "data"), "format")(*args, **kwargs)
+
+
+def _user_string_format_map(self: Any, mapping: Any, /) -> Any:
+    """``UserString.format_map``, likewise."""
+    return guarded_getattr(guarded_getattr(self, "data"), "format_map")(mapping)
+
+
+_SAFE_FORMATS: dict[str, Callable[..., str]] = {
+    "format": safe_format,
+    "format_map": safe_format_map,
+}
+# Unbound methods that end in the raw str.format, whatever object they are reached from
+# (compared by identity: a model object's __hash__ must not run inside the guard).
+_SAFE_UNBOUND_FORMATS: tuple[tuple[Any, Callable[..., Any]], ...] = (
+    (str.format, safe_format),
+    (str.format_map, safe_format_map),
+    (UserString.format, _user_string_format),
+    (UserString.format_map, _user_string_format_map),
+)
+_ABC_REGISTER = abc.ABCMeta.register
+
+
+def _safe_unbound_format(func: Any) -> Callable[..., Any] | None:
+    for raw, safe in _SAFE_UNBOUND_FORMATS:
+        if func is raw:
+            return safe
+    return None
+
+
 def _is_str_or_str_type(obj: Any) -> bool:
     return isinstance(obj, str) or (isinstance(obj, type) and issubclass(obj, str))
+
+
+# Types _checked_value looks at more closely; none can be subclassed, so type() finds them.
+_INSPECTED_KINDS = frozenset(
+    {
+        types.BuiltinMethodType,
+        types.MethodType,
+        types.MethodDescriptorType,
+        types.FunctionType,
+        memoryview,
+        *_OPAQUE_TYPES,
+    }
+)
+
+
+def _checked_value(value: Any, name: str | None) -> Any:
+    """What getattr found, as model code may have it: never a module, frame, code object or
+    traceback, nor a memoryview of object pointers; str.format in any guise (bound, unbound,
+    via UserString or super()) replaced by the guarded formatter; no ABC ``register`` (it
+    changes classes shared by every run). ``name`` is None for an item."""
+    kind = type(value)
+    if kind not in _INSPECTED_KINDS:
+        if isinstance(value, types.ModuleType):  # a module subclass
+            raise _refuse_value(value, name)
+        return value
+    if kind is types.BuiltinMethodType:
+        receiver = value.__self__
+        if isinstance(receiver, str) and value.__name__ in _SAFE_FORMATS:
+            return functools.partial(_SAFE_FORMATS[value.__name__], receiver)
+    elif kind is types.MethodType:
+        if value.__func__ is _ABC_REGISTER:
+            raise SandboxAttributeError("ABC registration is not allowed in the sandbox")
+        safe = _safe_unbound_format(value.__func__)
+        if safe is not None:
+            return functools.partial(safe, value.__self__)
+    elif kind is types.MethodDescriptorType or kind is types.FunctionType:
+        return _safe_unbound_format(value) or value
+    elif kind is memoryview:
+        if holds_object_pointers(value):  # ndarray.data of an object array
+            raise _refuse_value(value, name)
+    else:  # one of _OPAQUE_TYPES
+        raise _refuse_value(value, name)
+    return value
+
+
+def _refuse_value(value: Any, name: str | None) -> SandboxAttributeError:
+    if name is not None:
+        return _refuse(name)
+    return SandboxAttributeError(f"{type(value).__name__} items are not handed out in the sandbox")
 
 
 def _is_numpy_object(obj: Any) -> bool:
@@ -104,23 +214,33 @@ def _is_numpy_object(obj: Any) -> bool:
     return isinstance(obj, type) and issubclass(obj, _NUMPY_TYPES)
 
 
+def holds_object_pointers(buffer: Any) -> bool:
+    """Whether a buffer's memory is (or includes) PyObject pointers, as an object array's is:
+    cast to bytes, or read by a numeric array, it forges objects. Unreadable formats count."""
+    try:
+        return bool(np.asarray(memoryview(buffer)).dtype.hasobject)
+    except Exception:
+        return True
+
+
 def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
-    """``getattr`` for model code: refuses private and dangerous names by raising.
+    """``getattr`` for model code: refuses private and dangerous names by raising, and hands
+    out what it finds only after :func:`_checked_value`.
 
     A refused name raises even when a default is given, so probing cannot be silenced into None.
     Type-based rules look through ``super()`` objects: ``super(S, s).format`` on a str subclass
     would otherwise be the raw ``str.format``.
     """
-    if type(name) is not str:
+    if type(name) is not str:  # the rule of _check_attribute_name, inlined: a hot path
         raise TypeError("attribute name must be a string")
     if (name[:1] == "_" and name not in _ALLOWED_DUNDERS) or name in _BLOCKED_NAMES:
         raise _refuse(name)
     target = obj.__self__ if isinstance(obj, super) else obj
     if name == "format" or name == "format_map":
         if isinstance(target, str):
-            return functools.partial(safe_format if name == "format" else safe_format_map, target)
+            return functools.partial(_SAFE_FORMATS[name], target)
         if _is_str_or_str_type(target):
-            return safe_format if name == "format" else safe_format_map
+            return _SAFE_FORMATS[name]
     elif name == "obj" and isinstance(target, BaseException):
         # AttributeError.obj would hand out whatever object trusted code failed on.
         raise _refuse(name)
@@ -135,9 +255,11 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
         raise _refuse(name)
     if isinstance(target, _OPAQUE_TYPES):
         raise _refuse(name)
+    if type(target) is memoryview and holds_object_pointers(target):  # cast() would unlock it
+        raise _refuse(name)
     if isinstance(target, types.GeneratorType) and name not in _GENERATOR_METHODS:
         raise _refuse(name)
-    return getattr(obj, name, *default)
+    return _checked_value(getattr(obj, name, *default), name)
 
 
 def guarded_hasattr(obj: Any, name: str) -> bool:
@@ -150,8 +272,9 @@ def guarded_hasattr(obj: Any, name: str) -> bool:
 
 
 def guarded_getitem(obj: Any, key: Any) -> Any:
-    """``obj[key]``; item access reaches nothing attribute access does not already allow."""
-    return obj[key]
+    """``obj[key]``, with the value checks of attribute access: a container trusted code filled
+    (a kwargs dict, a dataclasses.asdict result) hands out nothing getattr would refuse."""
+    return _checked_value(obj[key], None)
 
 
 # --- writes -----------------------------------------------------------------------------------
@@ -235,10 +358,7 @@ def guarded_write(obj: Any) -> Any:
 
 def guarded_setattr(obj: Any, name: str, value: Any) -> None:
     """``setattr`` for model code, with the same rules as ``obj.name = value``."""
-    if type(name) is not str:
-        raise TypeError("attribute name must be a string")
-    if (name[:1] == "_" and name not in _ALLOWED_DUNDERS) or name in _BLOCKED_NAMES:
-        raise _refuse(name)
+    _check_attribute_name(name)
     setattr(guarded_write(obj), name, value)
 
 
@@ -290,74 +410,6 @@ def guarded_inplacevar(op: str, target: Any, value: Any) -> Any:
 def guarded_apply(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``_apply_``: calls written with ``*args`` / ``**kwargs``."""
     return func(*args, **kwargs)
-
-
-# --- printing ---------------------------------------------------------------------------------
-
-
-class OutputLimitExceeded(BaseException):
-    """Printing went past the cap. A BaseException so ``except Exception`` does not swallow it;
-    a bare ``except:`` can, so the buffer also remembers that the cap was hit."""
-
-
-class OutputBuffer:
-    """Collects one run's printed text up to ``cap`` characters."""
-
-    __slots__ = ("_parts", "_size", "_cap", "exceeded")
-
-    def __init__(self, cap: int) -> None:
-        self._parts: list[str] = []
-        self._size = 0
-        self._cap = cap
-        self.exceeded = False
-
-    def write(self, text: str) -> int:
-        """File protocol for ``print``; raises OutputLimitExceeded past the cap."""
-        room = self._cap - self._size
-        if self.exceeded or len(text) > room:
-            if not self.exceeded:
-                self._parts.append(text[:room])
-                self._size = self._cap
-                self.exceeded = True
-            raise OutputLimitExceeded(f"printed output exceeded {self._cap} characters")
-        self._parts.append(text)
-        self._size += len(text)
-        return len(text)
-
-    def flush(self) -> None:
-        """File protocol; nothing to flush."""
-
-    def getvalue(self) -> str:
-        """Everything printed so far."""
-        return "".join(self._parts)
-
-    def collector(self, _getattr: Any = None) -> PrintCollector:
-        """RestrictedPython's ``_print_`` factory, called once per function that prints."""
-        return PrintCollector(self)
-
-
-class PrintCollector:
-    """The object behind ``print`` in compiled model code; all scopes share one buffer."""
-
-    __slots__ = ("_buffer",)
-
-    def __init__(self, buffer: OutputBuffer) -> None:
-        self._buffer = buffer
-
-    def _call_print(
-        self,
-        *objects: Any,
-        sep: str | None = " ",
-        end: str | None = "\n",
-        file: Any = None,
-        flush: bool = False,
-    ) -> None:
-        if file is not None:
-            raise TypeError("print(file=...) is not supported in the sandbox")
-        print(*objects, sep=sep, end=end, file=self._buffer)
-
-    def __call__(self) -> str:
-        return self._buffer.getvalue()
 
 
 # --- builtins and namespace -------------------------------------------------------------------

@@ -18,9 +18,9 @@ from .protocol import FrameTimeout, ProtocolError
 from .result import ExecResult
 from .zygote import Zygote, ZygoteError
 
-#: Worker processes per sandbox: two per core, at most eight. A worker serves one run, so the
-#: spares are what keeps a caller from waiting for a fork (median 2.9 ms with four on two
-#: cores, 3.6-4.1 ms with two: benchmarks/RESULTS.md).
+#: Worker processes per sandbox: two per core, at most eight. A worker serves one run, so spares
+#: forked while others run keep callers from waiting (236-238 snippets/s with four on two cores,
+#: 213 with two: benchmarks/RESULTS.md).
 DEFAULT_WORKERS = max(1, min(8, 2 * (os.cpu_count() or 1)))
 # Statuses after which a worker is replaced rather than reused.
 _REPLACE_AFTER = frozenset({"memory_error", "timeout", "crashed"})

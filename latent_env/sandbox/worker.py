@@ -21,6 +21,7 @@ import sys
 import warnings
 from typing import Any
 
+from .facade_guards import clear_shared_caches
 from .facades import build_facades, make_import_hook, reset_run_state
 from .guards import (
     OutputBuffer,
@@ -207,6 +208,10 @@ def serve(runner: Runner, limits: Limits) -> int:
             reply = _reply("error", error=f"SandboxInternalError: {type(exc).__name__}: {exc}")
         reply["id"] = request_id
         write_all(_REPLY_FD, encode_frame(reply))
+        if limits.runs_per_worker > 1:
+            # A reused worker forgets what this run left in library caches before the next
+            # request, off the caller's time; a worker that serves one run dies with them.
+            clear_shared_caches()
 
 
 def prepare_runner(limits: Limits, *, restricted: bool = True) -> Runner:
