@@ -141,3 +141,39 @@ def test_an_isolated_tool_runs_elsewhere_and_cannot_stall_or_crash_the_caller():
         assert [o.status for o in after] == ["ok", "ok"] and after[0].output != first.output
     finally:
         tool.close()
+
+
+def install_fake_distribution(root, dist: str, entry_points: dict[str, str]) -> None:
+    """A ``NAME-1.0.dist-info`` folder that importlib.metadata finds on ``sys.path``."""
+    info = root / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    lines = "".join(f"{name} = {value}\n" for name, value in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[latent_env.tools]\n{lines}")
+
+
+def test_one_tool_name_from_two_distributions_is_an_error_naming_both(tmp_path, monkeypatch):
+    # The README's plugin example once shared its name with the example plugin: one of them
+    # silently never ran.
+    install_fake_distribution(tmp_path / "a", "my-tools", {"counter": "my_tools:Count"})
+    install_fake_distribution(tmp_path / "b", "your-tools", {"counter": "your_tools:Count"})
+    monkeypatch.syspath_prepend(str(tmp_path / "a"))
+    monkeypatch.syspath_prepend(str(tmp_path / "b"))
+    with pytest.raises(ToolRegistryError, match=r"tool name 'counter' is registered by two "
+                       r"distributions, '(my|your)-tools' \((my|your)_tools:Count\) and "
+                       r"'(my|your)-tools'"):
+        available_tools()
+    # One distribution seen twice (an editable and a regular install) is not a clash.
+    monkeypatch.syspath_prepend(str(tmp_path / "a"))
+    install_fake_distribution(tmp_path / "c", "my-tools", {"counter": "my_tools:Count"})
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p != str(tmp_path / "b")])
+    monkeypatch.syspath_prepend(str(tmp_path / "c"))
+    assert available_tools()["counter"].value == "my_tools:Count"
+
+
+def test_one_tag_from_two_tools_names_both_distributions(tmp_path, monkeypatch):
+    install_fake_distribution(tmp_path, "calc-twin", {"calc2": "latent_env.tools.calc:CalcTool"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ToolRegistryError, match=r"tools 'calc2' \(from 'calc-twin'\) and 'calc' "
+                       r"\(from 'latent-env'\) both use <calc>"):
+        load_tools(["calc", "calc2"])

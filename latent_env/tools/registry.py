@@ -25,8 +25,28 @@ class ToolRegistryError(RuntimeError):
 
 
 def available_tools() -> dict[str, importlib.metadata.EntryPoint]:
-    """Entry points of every installed tool, by entry-point name."""
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    """Entry points of every installed tool, by entry-point name.
+
+    Two distributions registering the same name is an error naming both: keeping one of them
+    silently would run a tool the user did not write. The same distribution seen twice on
+    ``sys.path`` (an editable and a regular install) counts once.
+    """
+    found: dict[str, importlib.metadata.EntryPoint] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        other = found.get(ep.name)
+        if other is None:
+            found[ep.name] = ep
+        elif _distribution(other) != _distribution(ep):
+            raise ToolRegistryError(
+                f"tool name '{ep.name}' is registered by two distributions, "
+                f"'{_distribution(other)}' ({other.value}) and '{_distribution(ep)}' ({ep.value}); "
+                "uninstall one or rename its entry point")
+    return found
+
+
+def _distribution(ep: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else "an unknown distribution"
 
 
 def load_tools(names: Iterable[str] | None = None) -> dict[str, Tool]:
@@ -38,6 +58,7 @@ def load_tools(names: Iterable[str] | None = None) -> dict[str, Tool]:
     found = available_tools()
     wanted = list(found) if names is None else list(names)
     tools: dict[str, Tool] = {}
+    owners: dict[str, str] = {}  # tag -> the entry-point name that brought it
     for name in wanted:
         if name not in found:
             known = ", ".join(sorted(found)) or "none"
@@ -47,17 +68,22 @@ def load_tools(names: Iterable[str] | None = None) -> dict[str, Tool]:
             tool = cls()
         except Exception as exc:
             raise ToolRegistryError(f"tool '{name}' ({found[name].value}) failed to load: {exc}") from exc
-        _check_tool(name, tool, tools)
+        _check_tool(name, tool)
+        if tool.tag in tools:
+            other = owners[tool.tag]
+            raise ToolRegistryError(
+                f"tools '{name}' (from '{_distribution(found[name])}') and '{other}' (from "
+                f"'{_distribution(found[other])}') both use <{tool.tag}>; choose one with "
+                "tools=[...]")
         tools[tool.tag] = tool
+        owners[tool.tag] = name
     return tools
 
 
-def _check_tool(name: str, tool: object, tools: dict[str, Tool]) -> None:
+def _check_tool(name: str, tool: object) -> None:
     if not isinstance(tool, Tool):
         raise ToolRegistryError(f"tool '{name}' is not a latent_env.tools.Tool subclass")
     if not tool.tag or not tool.tag.replace("_", "").isalnum() or tool.tag.lower() != tool.tag:
         raise ToolRegistryError(f"tool '{name}' has an invalid tag {tool.tag!r} (use [a-z0-9_]+)")
     if tool.tag in RESERVED_TAGS:
         raise ToolRegistryError(f"tool '{name}' uses the reserved tag <{tool.tag}>")
-    if tool.tag in tools:
-        raise ToolRegistryError(f"tools '{name}' and {tools[tool.tag]!r} both use <{tool.tag}>")
