@@ -8,9 +8,8 @@ L is written in the founding document's format: each tool block followed by its 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from latent_env.actions import THINKING_TOKEN, ParsedAction, Segment, parse_action
 from latent_env.tools.base import Tool, ToolOutput
@@ -123,7 +122,7 @@ def run_tool_segments(
                 else:
                     by_tag.setdefault(seg.tag, []).append((a, s, seg.text))
         for tag, jobs in by_tag.items():
-            for (a, s, _), result in zip(jobs, _run_batch(tools[tag], [t for _, _, t in jobs])):
+            for (a, s, _), result in zip(jobs, tools[tag].safe_run_batch([t for _, _, t in jobs])):
                 outputs[a][s] = result
                 spent[a] += result.duration_s
                 if result.status == "timeout" and budget.stop_after_timeout:
@@ -131,23 +130,6 @@ def run_tool_segments(
                 elif spent[a] >= budget.max_seconds:
                     stopped[a] = f"the action's {budget.max_seconds:g} s of tool time are spent"
     return outputs  # type: ignore[return-value]
-
-
-def _run_batch(tool: Tool, texts: list[str]) -> list[ToolOutput]:
-    """``tool.run_batch`` with the guarantee ``safe_run`` gives one block: a tool that raises,
-    or answers with the wrong number of outputs, costs its blocks, not the episode."""
-    start = time.perf_counter()
-    try:
-        results = list(tool.run_batch(texts))
-        if len(results) != len(texts) or not all(isinstance(r, ToolOutput) for r in results):
-            raise TypeError(f"run_batch gave {len(results)} outputs for {len(texts)} blocks")
-    except Exception as exc:  # a plugin bug must not crash an episode
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        elapsed = (time.perf_counter() - start) / max(1, len(texts))
-        return [ToolOutput("error", f"Error: {message}", message, elapsed) for _ in texts]
-    # A tool that does not time itself is charged the batch's wall time.
-    elapsed = time.perf_counter() - start
-    return [r if r.duration_s > 0 else replace(r, duration_s=elapsed) for r in results]
 
 
 def assemble_latent(parsed: ParsedAction, outputs: Sequence[ToolOutput | None]) -> Latent:
@@ -196,13 +178,10 @@ def build_latent(action: str, tools: Mapping[str, Tool] | None = None) -> Latent
 
 
 def _skipped(reason: str) -> ToolOutput:
-    message = f"tool block skipped: {reason}"
-    return ToolOutput("skipped", f"Error: {message}", message)
+    return ToolOutput.failure("skipped", f"tool block skipped: {reason}")
 
 
 def _refusal(seg: Segment) -> ToolOutput:
     if seg.problem == "unknown_tool":
-        message = f"unknown tool <{seg.tag}>"
-        return ToolOutput("unknown_tool", f"Error: {message}", message)
-    message = f"unclosed <{seg.tag}> block was not run"
-    return ToolOutput("parse_error", f"Error: {message}", message)
+        return ToolOutput.failure("unknown_tool", f"unknown tool <{seg.tag}>")
+    return ToolOutput.failure("parse_error", f"unclosed <{seg.tag}> block was not run")

@@ -15,7 +15,7 @@ import operator
 import time
 from collections.abc import Callable
 
-from latent_env.tools.base import Tool, ToolOutput, clip_output
+from latent_env.tools.base import Tool, ToolOutput, clip_output, exception_line
 
 MAX_EXPRESSIONS = 50
 MAX_EXPONENT = 1000
@@ -83,8 +83,7 @@ class CalcTool(Tool):
         try:
             lines = evaluate_lines(text)
         except (CalcError, ArithmeticError, ValueError, TypeError, SyntaxError) as exc:
-            message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            return ToolOutput("error", f"Error: {message}", message, time.perf_counter() - start)
+            return ToolOutput.failure("error", exception_line(exc), time.perf_counter() - start)
         return ToolOutput("ok", clip_output("\n".join(lines)), None, time.perf_counter() - start)
 
 

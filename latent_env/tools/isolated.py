@@ -49,16 +49,15 @@ class IsolatedTool(Tool):
                 if not connection.poll(self.timeout_s):
                     self._stop_worker()
                     message = f"TimeoutError: the block ran past the {self.timeout_s:g} s limit"
-                    return ToolOutput("timeout", f"Error: {message}", message, self.timeout_s)
+                    return ToolOutput.failure("timeout", message, self.timeout_s)
                 result = connection.recv()
             except (EOFError, OSError) as exc:
                 self._stop_worker()
                 message = f"WorkerCrashed: the tool's worker died ({type(exc).__name__})"
-                return ToolOutput("crashed", f"Error: {message}", message,
-                                  time.perf_counter() - start)
+                return ToolOutput.failure("crashed", message, time.perf_counter() - start)
         if not isinstance(result, ToolOutput):
             message = f"the tool returned {type(result).__name__}, not a ToolOutput"
-            return ToolOutput("error", f"Error: {message}", message, time.perf_counter() - start)
+            return ToolOutput.failure("error", message, time.perf_counter() - start)
         return result
 
     def close(self) -> None:

@@ -49,7 +49,7 @@ class PredictTool(Tool):
             xs, ys, at, model = parse_block(text)
             summary = fit_and_predict(xs, ys, at, model)
         except PredictError as exc:
-            return ToolOutput("error", f"Error: {exc}", str(exc), time.perf_counter() - start)
+            return ToolOutput.failure("error", str(exc), time.perf_counter() - start)
         return ToolOutput("ok", summary, None, time.perf_counter() - start)
 
 
