@@ -8,7 +8,9 @@ with the default limits (every run in a worker freshly forked from the warm zygo
 forks the successor in the background, so a caller waits for a fork only when every worker is
 still being replaced), with one worker (each run waits for the previous run's replacement: fork
 plus run), and, for reference, with workers reused across runs (``runs_per_worker`` 10**9,
-which lets state cross runs). Then snippets per second through ``run_many`` on the default pool,
+which lets state cross runs). By default the pool's compiler compiles each snippet and the
+fresh worker gets the code object; one row has each fresh worker compile instead
+(``shared_compiler=False``). Then snippets per second through ``run_many`` on the default pool,
 ``python -I -c <snippet>`` in a fresh process, and plain ``exec`` of the same trusted code in
 this process (reference only: no isolation at all); the time to get a working worker back after
 a timeout kill, the cost of forking a worker to ready, and the zygote's own cold start.
@@ -71,6 +73,8 @@ def bench_pool(workers: int, runs: int, warmup: int) -> dict[str, dict[str, floa
     configs = (
         (f"pool of {workers}, fresh worker per run (default)", Limits(), workers),
         ("pool of 1, fresh worker per run (fork + run back to back)", Limits(), 1),
+        (f"pool of {workers}, each fresh worker compiles (shared_compiler=False)",
+         Limits(shared_compiler=False), workers),
         (f"reference: pool of {workers}, workers reused (state crosses runs)",
          Limits(runs_per_worker=10**9), workers),
     )

@@ -1,7 +1,8 @@
 """Sandbox behaviour on adversarial and ordinary model code, through the real worker pool.
 
-One module-scoped pool (2 workers, 0.5 s timeout) serves every test here; after each payload a
-health-check snippet must still get the right answer.
+One module-scoped pool (2 workers, 0.5 s timeout) serves every test here, once with the pool's
+shared compiler and once with each fresh worker compiling; after each payload a health-check
+snippet must still get the right answer.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ pytestmark = pytest.mark.timeout(60)
 TIMEOUT_S = 0.5
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(workers=2, limits=Limits(timeout_s=TIMEOUT_S)) as pool:
+@pytest.fixture(scope="module", params=[True, False], ids=["shared-compiler", "worker-compiles"])
+def sandbox(request):
+    # Every outcome must be the same whether the pool's compiler or the fresh worker compiles.
+    limits = Limits(timeout_s=TIMEOUT_S, shared_compiler=request.param)
+    with Sandbox(workers=2, limits=limits) as pool:
         pool.start()
         yield pool
 
@@ -103,6 +106,24 @@ POISON_THEN_CHECK = [
     ("import numpy as np\nnp.random.Generator.beta.func_globals['np'] = None",
      "import numpy as np\nnp.random.default_rng(1).beta(1, 2, size=2).shape", "(2,)"),
 ]  # fmt: skip
+
+
+def test_a_fresh_workers_first_run_starts_from_reset_state(sandbox: Sandbox):
+    # The zygote's warm-up divides decimals (setting Inexact and Rounded) and a forked worker's
+    # first run skips the full reset: the zygote must hand it the state a reset leaves.
+    code = (
+        "import decimal, numpy as np\n"
+        "c = decimal.getcontext()\n"
+        "flags = sorted(k.__name__ for k, v in c.flags.items() if v)\n"
+        "traps = sorted(k.__name__ for k, v in c.traps.items() if v)\n"
+        "(flags, traps, c.prec, sorted(np.geterr().items()))"
+    )
+    expected = (
+        "([], ['DivisionByZero', 'InvalidOperation', 'Overflow'], 28, [('divide', 'warn'), "
+        "('invalid', 'warn'), ('over', 'warn'), ('under', 'ignore')])"
+    )
+    for _ in range(3):  # each run is a fresh fork's first
+        assert sandbox.run(code).value == expected
 
 
 @pytest.mark.parametrize("poison,check,expected", POISON_THEN_CHECK)

@@ -83,6 +83,23 @@ def test_no_new_files_or_fds(raw: Sandbox):
     assert dup == pipe == errno.EMFILE
 
 
+def test_worker_holds_only_its_pipes_and_cannot_reach_the_shared_ruleset(raw: Sandbox):
+    # The zygote's Landlock ruleset fd is inherited by every fork: a worker that kept it could
+    # add rules granting file access to every later worker. It is closed before model code,
+    # and seccomp refuses the Landlock calls that would make or extend one.
+    code = (
+        _ERRNO_OF + "import ctypes\n"
+        "held = [fd for fd in range(3, 1024) if errno_of(lambda: os.fstat(fd)) != 9]\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "rc = libc.syscall(444, None, 0, 1)\n"  # landlock_create_ruleset: ABI query
+        "(held, rc, ctypes.get_errno())"
+    )
+    held, rc, error = raw_value(raw, code)
+    assert held == []
+    if seccomp_active(raw):
+        assert (rc, error) == (-1, errno.EPERM)
+
+
 def test_no_file_is_created_even_with_a_freed_fd(raw: Sandbox):
     # With fd 2 freed, RLIMIT_NOFILE no longer blocks open(): Landlock and seccomp must refuse
     # the open itself, in a root-owned directory and in world-writable /tmp alike.
@@ -256,12 +273,29 @@ def test_timeout_kills_and_respawns():
         result = pool.run("import itertools\nsum(itertools.count())")
         assert result.status == "timeout"
         assert 0.3 <= result.duration_s < 2.0
-        with pytest.raises(ProcessLookupError):
-            os.kill(result.worker_pid, 0)  # killed and reaped
+        assert _dead_within(result.worker_pid, 2.0)  # killed (a zombie until the zygote reaps)
         started = time.perf_counter()
         follow_up = pool.run("1 + 1")
         assert follow_up.value == "2" and follow_up.worker_pid != result.worker_pid
         assert time.perf_counter() - started < 10  # one respawn, not a hang
+        pool.run("2 + 2")  # the zygote reaps exited workers whenever it is asked for one
+        with pytest.raises(ProcessLookupError):
+            os.kill(result.worker_pid, 0)
+
+
+def _dead_within(pid: int, seconds: float) -> bool:
+    """True once ``pid`` has exited (gone, or a zombie), polling for up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                state = stat.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def test_timeout_on_one_worker_does_not_stall_the_other():
@@ -395,6 +429,9 @@ def test_describe_reports_configuration():
     assert info["workers"] == 1 and info["limits"]["timeout_s"] == 1.5
     assert info["unrestricted_test_mode"] is False
     assert {"seccomp", "rlimits", "uid", "host"} <= set(info["isolation"])
+    assert info["compiler"].startswith("one locked-down worker")
+    with Sandbox(workers=1, limits=Limits(shared_compiler=False)) as pool:
+        assert pool.describe()["compiler"] == "each worker compiles its own run"
 
 
 # --- no state crosses runs: an attacker run, then a victim run in the same pool ---------------
@@ -452,3 +489,77 @@ def test_a_run_that_rewrites_the_worker_cannot_forge_later_runs(raw: Sandbox):
     )
     assert raw.run(attack).ok
     assert [raw.run("print(2 + 2)").stdout for _ in range(3)] == ["4\n"] * 3
+
+
+# --- the pool's compiler ----------------------------------------------------------------------
+
+
+def test_compile_errors_come_from_the_compiler_and_runs_from_fresh_workers():
+    with Sandbox(workers=1) as pool:
+        pool.start()
+        compiler = pool._compiler.pid
+        errors = [pool.run("x = (") for _ in range(2)]
+        assert [e.status for e in errors] == ["compile_error"] * 2
+        assert errors[0].error == errors[1].error
+        assert {e.worker_pid for e in errors} == {compiler}
+        runs = [pool.run("print(6 * 7)") for _ in range(2)]
+        assert [r.stdout for r in runs] == ["42\n"] * 2
+        assert len({r.worker_pid for r in runs} | {compiler}) == 3
+
+
+def test_a_busy_compiler_is_never_waited_for():
+    # A caller compiles in its own worker rather than wait behind another caller's compile,
+    # which model code can make as slow as it likes.
+    with Sandbox(workers=1) as pool:
+        pool.start()
+        compiler = pool._compiler.pid
+        with pool._compiler_lock:
+            started = time.perf_counter()
+            result = pool.run("print(6 * 7)")
+            error = pool.run("x = (")
+            assert time.perf_counter() - started < 5
+        assert result.stdout == "42\n"
+        assert error.status == "compile_error" and error.worker_pid != compiler
+
+
+def test_a_dead_compiler_is_replaced_and_costs_no_run():
+    with Sandbox(workers=1) as pool:
+        pool.start()
+        first = pool._compiler.pid
+        os.kill(first, 9)
+        assert pool.run("print(6 * 7)").stdout == "42\n"  # compiled by the run's worker
+        assert pool.run("1 + 1").value == "2"  # a new compiler
+        assert pool._compiler is not None and pool._compiler.pid != first
+
+
+def test_a_worker_that_ran_code_never_compiles_for_others():
+    # What model code did to a worker could change how it compiles: such a worker closes the
+    # pipe on a compile request instead of answering it.
+    from latent_env.sandbox.process import WorkerDied, WorkerProcess
+
+    limits = Limits(runs_per_worker=2)
+    with Sandbox(workers=1, limits=limits) as pool:
+        worker = WorkerProcess.fork_from(pool._get_zygote(), limits)
+        try:
+            assert worker.request(1, "1 + 1", 0, 5.0)["value"] == "2"
+            with pytest.raises(WorkerDied):
+                worker.compile(2, "1 + 1", 5.0)
+        finally:
+            worker.kill()
+
+
+def test_a_compile_that_exhausts_the_compilers_memory_reaches_no_later_run():
+    # 5,000 distinct folded 4,096-character constants: the compiler runs out of memory
+    # shipping them, says so, and exits; the run's own worker compiles the program, and the
+    # next caller gets a fresh compiler with all of its memory.
+    source = "x = (" + ",".join(f"'\\u{0x100 + i:04x}' * 4096" for i in range(5000)) + ")\nlen(x)"
+    with Sandbox(workers=1, limits=Limits(memory_mb=200, timeout_s=10)) as pool:
+        pool.start()
+        first = pool._compiler.pid
+        attack = pool.run(source)
+        assert attack.status in ("ok", "memory_error", "compile_error")
+        assert attack.worker_pid != first
+        assert _dead_within(first, 5.0)
+        assert pool.run("1 + 1").value == "2"
+        assert pool.run("print(6 * 7)").stdout == "42\n"
+        assert pool._compiler is not None and pool._compiler.pid != first

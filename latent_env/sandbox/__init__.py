@@ -67,7 +67,19 @@ Process layer (:mod:`.zygote`, :mod:`.process`, :mod:`.isolation`, :mod:`.landlo
     wall-clock deadline from outside (SIGKILL via a pidfd: a C loop holding the GIL cannot be
     interrupted from within). Requests and replies are length-prefixed JSON (never pickle)
     with size caps on both sides; every reply's schema is validated and any violation kills the
-    worker ("crashed").
+    worker ("crashed"). The zygote does once what is the same for every worker (the Landlock
+    ruleset, the compiled seccomp program) and reaps exited workers itself, so retiring one is a
+    pidfd signal; one background thread forks successors, which lock down while their slot
+    waits to be lent.
+
+Compiler (``Limits.shared_compiler``, on by default)
+    Compiling in a fresh fork costs ~1 ms of copy-on-write faults (the compiler's objects live
+    in pages shared with the zygote), so each pool keeps one more worker, locked down the same
+    way, that only compiles: the caller sends it the source, then sends the fresh worker the
+    marshalled code object. It never runs model code (a worker that has run code refuses to
+    compile), keeps a character-bounded cache for recurring snippets, exits after running out
+    of memory (that program is compiled by its own worker), and is never waited for: a caller
+    that finds it busy has its worker compile.
 
 Isolation detected
     Reported at run time by ``Sandbox.isolation`` / ``Sandbox.describe()`` (what the worker

@@ -189,13 +189,22 @@ def capture_last_expression(tree: ast.Module) -> None:
         ast.fix_missing_locations(tree.body[-1])
 
 
-def compile_program(source: str, *, restricted: bool = True) -> Program:
-    """Parse, check and compile model code. ``restricted=False`` is the test-only raw mode."""
+def compile_program(
+    source: str, *, restricted: bool = True, raise_memory_error: bool = False
+) -> Program:
+    """Parse, check and compile model code. ``restricted=False`` is the test-only raw mode.
+
+    ``raise_memory_error``: let MemoryError out instead of reporting the program as too complex
+    (the pool's compiler does: running out of memory there says nothing about the source)."""
     try:
         tree = ast.parse(source, USER_FILENAME, "exec")
     except SyntaxError as exc:
         return Program(None, _syntax_error_text(exc))
-    except (RecursionError, MemoryError, ValueError) as exc:
+    except MemoryError:
+        if raise_memory_error:
+            raise
+        return Program(None, "SyntaxError: source could not be parsed (MemoryError)")
+    except (RecursionError, ValueError) as exc:
         return Program(None, f"SyntaxError: source could not be parsed ({type(exc).__name__})")
     capture_last_expression(tree)
     try:
@@ -204,8 +213,12 @@ def compile_program(source: str, *, restricted: bool = True) -> Program:
         result = compile_restricted_exec(tree, USER_FILENAME, policy=SandboxTransformer)
     except SyntaxError as exc:
         return Program(None, _syntax_error_text(exc))
-    except (RecursionError, MemoryError) as exc:
-        return Program(None, f"SyntaxError: program too complex ({type(exc).__name__})")
+    except MemoryError:
+        if raise_memory_error:
+            raise
+        return Program(None, "SyntaxError: program too complex (MemoryError)")
+    except RecursionError:
+        return Program(None, "SyntaxError: program too complex (RecursionError)")
     except Exception as exc:  # fail closed on anything the transformer did not expect
         return Program(None, f"PolicyError: code not accepted ({type(exc).__name__}: {exc})")
     if result.errors or result.code is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import queue
 import sys
 import threading
 import time
@@ -24,6 +25,15 @@ from .zygote import Zygote, ZygoteError
 DEFAULT_WORKERS = max(1, min(8, 2 * (os.cpu_count() or 1)))
 # Statuses after which a worker is replaced rather than reused.
 _REPLACE_AFTER = frozenset({"memory_error", "timeout", "crashed"})
+
+
+def _timed_out(timeout_s: float, started: float, pid: int | None) -> ExecResult:
+    return ExecResult(
+        "timeout",
+        error=f"TimeoutError: execution exceeded the {timeout_s:g} s time limit",
+        duration_s=time.perf_counter() - started,
+        worker_pid=pid,
+    )
 
 
 class SandboxError(RuntimeError):
@@ -69,7 +79,12 @@ class Sandbox:
         self._cond = threading.Condition()
         self._closed = False
         self._request_ids = itertools.count(1)
-        self._replacers: set[threading.Thread] = set()
+        # Slots waiting for a successor worker, served by one background thread.
+        self._refill: queue.SimpleQueue[_Slot | None] = queue.SimpleQueue()
+        self._refiller: threading.Thread | None = None
+        # The compiler: one long-lived worker that only compiles (Limits.shared_compiler).
+        self._compiler: WorkerProcess | None = None
+        self._compiler_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._isolation: dict[str, Any] | None = None
         self._zygote: Zygote | None = None
@@ -86,10 +101,15 @@ class Sandbox:
         rejected = self._reject_source(code)
         if rejected is not None:
             return rejected
+        started = time.perf_counter()
+        program = self._compile(code) if self.limits.shared_compiler else None
+        if isinstance(program, ExecResult):
+            return program
+        compile_s = time.perf_counter() - started
         slot = self._checkout()
         replace = True
         try:
-            result = self._run_in_slot(slot, code, seed)
+            result = self._run_in_slot(slot, code, seed, program, compile_s)
             worker = slot.worker
             replace = (
                 result.status in _REPLACE_AFTER
@@ -109,31 +129,28 @@ class Sandbox:
         return list(executor.map(lambda code: self.run(code, seed=seed), codes))
 
     def start(self) -> None:
-        """Start every missing worker now, in parallel, and wait for them."""
+        """Start every missing worker now and wait until all are ready."""
         self._get_zygote()
         slots = []
         with self._cond:
             self._check_open()
             while self._idle:
                 slots.append(self._idle.pop())
-        errors: list[BaseException] = []
-
-        def spawn(slot: _Slot) -> None:
-            try:
+        try:
+            for slot in slots:  # fork them all first: they lock down in parallel
                 if slot.worker is None:
-                    self._spawn_into(slot)
-            except BaseException as exc:
-                errors.append(exc)
-            finally:
+                    self._spawn_into(slot, wait=False)
+            for slot in slots:
+                self._ready_worker(slot)
+            if self.limits.shared_compiler:
+                with self._compiler_lock:
+                    if self._compiler is None:
+                        self._compiler = WorkerProcess.fork_from(self._get_zygote(), self.limits)
+        except WorkerUnavailable as exc:
+            raise SandboxError(str(exc)) from None
+        finally:
+            for slot in slots:
                 self._checkin(slot)
-
-        threads = [threading.Thread(target=spawn, args=(slot,)) for slot in slots]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise SandboxError(str(errors[0])) from errors[0]
 
     @property
     def isolation(self) -> dict[str, Any]:
@@ -152,6 +169,8 @@ class Sandbox:
             "policy": "RestrictedPython compile + guards + read-only module facades",
             "process": (f"workers forked from a warm zygote, {self.limits.runs_per_worker} run(s) "
                         "each, then rlimits, uid drop, Landlock, seccomp"),
+            "compiler": ("one locked-down worker per pool that only compiles"
+                         if self.limits.shared_compiler else "each worker compiles its own run"),
             "isolation": self.isolation,
             "unrestricted_test_mode": self._unrestricted,
         }
@@ -174,7 +193,7 @@ class Sandbox:
             self._closed = True
             self._cond.notify_all()
             idle = list(self._idle)
-            replacers = list(self._replacers)
+            refiller = self._refiller
         for slot in self._slots:
             worker = slot.worker
             if worker is None:
@@ -183,13 +202,21 @@ class Sandbox:
                 worker.kill()
             else:  # busy: signal only; its caller still reads the pipes and then reaps it
                 worker.terminate()
-        for thread in replacers:
-            thread.join(timeout=self.limits.spawn_timeout_s)
+        if refiller is not None:
+            self._refill.put(None)
+            refiller.join(timeout=self.limits.spawn_timeout_s)
         with self._cond:  # in-flight runs return their slots once their worker is dead
             self._cond.wait_for(lambda: len(self._idle) == len(self._slots), timeout=10.0)
         for slot in self._slots:  # a replacement may have landed while we were killing
             if slot.worker is not None:
                 slot.worker.kill()
+        compiler = self._compiler
+        if compiler is not None:
+            compiler.terminate()  # an in-flight compile ends now and retires it
+        with self._compiler_lock:
+            if self._compiler is not None:
+                self._compiler.kill()
+                self._compiler = None
         with self._zygote_lock:
             if self._zygote is not None:
                 self._zygote.close()
@@ -218,11 +245,16 @@ class Sandbox:
             return ExecResult("compile_error", error="SourceError: code is not valid UTF-8 text")
         return None
 
-    def _run_in_slot(self, slot: _Slot, code: str, seed: int) -> ExecResult:
+    def _run_in_slot(
+        self, slot: _Slot, code: str, seed: int, program: str | None, compile_s: float
+    ) -> ExecResult:
         for attempt in range(2):
-            worker = slot.worker or self._spawn_into(slot)
             try:
-                return self._request(worker, code, seed)
+                worker = self._ready_worker(slot)
+            except WorkerUnavailable as exc:
+                raise SandboxError(str(exc)) from None
+            try:
+                return self._request(worker, code, seed, program, compile_s)
             except WorkerUnavailable:
                 # The request never reached the worker (it had died while idle): retry once on
                 # a fresh worker, since the code itself did nothing wrong.
@@ -232,22 +264,35 @@ class Sandbox:
                     raise SandboxError("sandbox workers keep dying before running code") from None
         raise AssertionError("unreachable")
 
-    def _request(self, worker: WorkerProcess, code: str, seed: int) -> ExecResult:
+    def _ready_worker(self, slot: _Slot) -> WorkerProcess:
+        """The slot's worker once it has reported ready. A successor forked in the background
+        that failed to start is replaced here, and that one's failure is raised."""
+        worker = slot.worker or self._spawn_into(slot, wait=False)
+        try:
+            worker.ensure_ready()
+        except WorkerUnavailable:
+            slot.worker = None
+            worker = self._spawn_into(slot, wait=False)
+            worker.ensure_ready()  # a second failure is the worker's own: report it
+        self._isolation = worker.isolation
+        return worker
+
+    def _request(
+        self, worker: WorkerProcess, code: str, seed: int, program: str | None, compile_s: float
+    ) -> ExecResult:
+        """One run in ``worker``; compiling (``compile_s`` so far) counts against the limit."""
         timeout = self.limits.timeout_s
-        started = time.perf_counter()
+        started = time.perf_counter() - compile_s
         pid = worker.pid
         try:
-            reply = worker.request(next(self._request_ids), code, seed, timeout)
-        except FrameTimeout:
-            worker.kill()
-            return ExecResult(
-                "timeout",
-                error=f"TimeoutError: execution exceeded the {timeout:g} s time limit",
-                duration_s=time.perf_counter() - started,
-                worker_pid=pid,
+            reply = worker.request(
+                next(self._request_ids), code, seed, timeout - compile_s, program=program
             )
+        except FrameTimeout:
+            worker.retire()
+            return _timed_out(timeout, started, pid)
         except (ProtocolError, WorkerDied) as exc:
-            worker.kill()
+            worker.retire()
             return ExecResult(
                 "crashed",
                 error=f"WorkerCrashed: {exc}",
@@ -263,6 +308,45 @@ class Sandbox:
             worker_pid=pid,
         )
 
+    def _compile(self, code: str) -> str | ExecResult | None:
+        """Compile ``code`` in the pool's compiler. Returns the program to send (base64
+        marshal data), a result that ends the run (compile error, timeout), or None to let the
+        fresh worker compile it: when the compiler is busy (a caller never waits behind another
+        caller's compile, which may be adversarially slow), cannot start, crashed, or the
+        program is too large to ship."""
+        if not self._compiler_lock.acquire(blocking=False):
+            return None
+        try:
+            compiler = self._compiler
+            if compiler is None:
+                try:
+                    compiler = WorkerProcess.fork_from(self._get_zygote(), self.limits)
+                except (WorkerUnavailable, SandboxError):
+                    return None
+                self._compiler = compiler
+            started = time.perf_counter()
+            try:
+                reply = compiler.compile(next(self._request_ids), code, self.limits.timeout_s)
+            except FrameTimeout:
+                self._compiler = None
+                compiler.retire()
+                return _timed_out(self.limits.timeout_s, started, compiler.pid)
+            except (WorkerUnavailable, WorkerDied, ProtocolError):
+                self._compiler = None
+                compiler.retire()
+                return None  # the run's own worker compiles, and reports what happens
+        finally:
+            self._compiler_lock.release()
+        if reply["status"] == "compile_error":
+            return ExecResult(
+                "compile_error",
+                error=reply["error"],
+                duration_s=time.perf_counter() - started,
+                worker_pid=compiler.pid,
+            )
+        program: str | None = reply["program"]
+        return program
+
     # --- slots and workers --------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -275,11 +359,15 @@ class Sandbox:
                 self._check_open()
                 self._cond.wait()
             self._check_open()
-            # Prefer a slot whose worker is already warm; most recently used first.
-            for position in range(len(self._idle) - 1, -1, -1):
-                if self._idle[position].worker is not None:
-                    return self._idle.pop(position)
-            return self._idle.pop()
+            # Prefer a worker that has reported ready, then one still locking down (oldest
+            # first: forked longest ago), then an empty slot.
+            forked = None
+            for position, slot in enumerate(self._idle):
+                if slot.worker is not None:
+                    if slot.worker.ready_now():
+                        return self._idle.pop(position)
+                    forked = position if forked is None else forked
+            return self._idle.pop(forked if forked is not None else 0)
 
     def _checkin(self, slot: _Slot) -> None:
         with self._cond:
@@ -300,55 +388,51 @@ class Sandbox:
                     raise SandboxError(f"sandbox cannot start: {exc}") from None
             return self._zygote
 
-    def _spawn_into(self, slot: _Slot) -> WorkerProcess:
+    def _spawn_into(self, slot: _Slot, *, wait: bool = True) -> WorkerProcess:
+        """Fork a worker into ``slot`` (waiting for it to be ready only with ``wait``)."""
         self._check_open()
         for attempt in range(2):
             zygote = self._get_zygote()
             try:
-                worker = WorkerProcess.fork_from(zygote, self.limits)
+                worker = WorkerProcess.fork_from(zygote, self.limits, wait=wait)
                 break
             except WorkerUnavailable as exc:
                 if zygote.alive or attempt:  # the worker itself failed: report it
                     raise SandboxError(str(exc)) from None
         slot.worker = worker
-        self._isolation = worker.isolation
+        if wait:
+            self._isolation = worker.isolation
         if self._closed:  # close() ran while we were spawning
             worker.kill()
         return worker
 
     def _replace_worker(self, slot: _Slot) -> None:
-        """Retire the slot's worker and start a successor in the background; the slot returns
-        to the pool once the successor is ready (or empty, to be retried on checkout). Killing
-        and reaping the old worker happen there too, off the caller's time."""
+        """Retire the slot's worker and have its successor forked in the background; the slot
+        returns to the pool as soon as the successor is forked (it locks itself down while the
+        slot waits to be lent), or empty, to be retried on checkout."""
         retired, slot.worker = slot.worker, None
+        if retired is not None:
+            retired.retire()
         with self._cond:
             if self._closed:
-                if retired is not None:
-                    retired.kill()
                 self._idle.append(slot)
                 self._cond.notify_all()  # close() may be waiting for in-flight runs
                 return
-            thread = threading.Thread(
-                target=self._respawn,
-                args=(slot, retired),
-                daemon=True,
-                name=f"sandbox-respawn-{slot.index}",
-            )
-            self._replacers.add(thread)
-        thread.start()
+            if self._refiller is None:
+                self._refiller = threading.Thread(
+                    target=self._refill_slots, daemon=True, name="sandbox-refill"
+                )
+                self._refiller.start()
+            self._refill.put(slot)  # under the lock: close() queues its sentinel after it
 
-    def _respawn(self, slot: _Slot, retired: WorkerProcess | None) -> None:
-        # The successor first: the slot is back in the pool before the old worker is reaped.
-        try:
-            self._spawn_into(slot)
-        except SandboxError:
-            slot.worker = None  # the next checkout retries and reports the failure
-        finally:
-            self._checkin(slot)
-            if retired is not None:
-                retired.kill()
-            with self._cond:
-                self._replacers.discard(threading.current_thread())
+    def _refill_slots(self) -> None:
+        while (slot := self._refill.get()) is not None:
+            try:
+                self._spawn_into(slot, wait=False)
+            except SandboxError:
+                slot.worker = None  # the next checkout retries and reports the failure
+            finally:
+                self._checkin(slot)
 
     def _get_executor(self) -> ThreadPoolExecutor:
         with self._cond:

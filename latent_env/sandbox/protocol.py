@@ -136,6 +136,29 @@ def validate_reply(
     return message
 
 
+def validate_compile_reply(
+    message: dict[str, Any], *, request_id: int, max_program_chars: int, max_error_chars: int
+) -> dict[str, Any]:
+    """Check the compiler's reply to ``request_id``: "ok" with a base64 program (None when too
+    large to ship) or "compile_error" with an error line."""
+    expected = {"id", "status", "program", "error"}
+    if set(message) != expected:
+        raise ProtocolError(f"reply has keys {sorted(message)!r}, expected {sorted(expected)!r}")
+    if type(message["id"]) is not int or message["id"] != request_id:
+        raise ProtocolError("reply answers a different request")
+    if message["status"] == "ok":
+        _check_text(message, "program", max_program_chars, optional=True)
+        if message["error"] is not None:
+            raise ProtocolError("reply status and error disagree")
+    elif message["status"] == "compile_error":
+        _check_text(message, "error", max_error_chars, optional=False)
+        if message["program"] is not None:
+            raise ProtocolError("a compile error carries no program")
+    else:
+        raise ProtocolError(f"reply has invalid status {str(message['status'])[:40]!r}")
+    return message
+
+
 def _check_text(message: dict[str, Any], key: str, cap: int, *, optional: bool) -> None:
     value = message[key]
     if value is None and optional:

@@ -11,7 +11,12 @@ same in every worker of a pool.
 Control channel (a Unix socket pair, the zygote's end passed as an fd): the parent sends
 ``b"S"`` with two fds attached (the new worker's request-pipe read end and reply-pipe write end)
 and gets back a frame ``{"pid": n}``; it sends ``b"W"`` plus a 4-byte pid and a 4-byte timeout in
-ms to reap a worker, and gets ``{"status": raw wait status or None if still running}``.
+ms to wait for a worker's end, and gets ``{"status": raw wait status or None if still running}``.
+
+The zygote reaps every exited worker at each message and keeps the last :data:`_KEPT_STATUSES`
+statuses for ``W``, so retiring a worker costs the parent no round trip: it signals through a
+pidfd, which names one process and can never hit a recycled pid. Without pidfds (Linux < 5.3)
+the parent asks ``W`` before it forgets a worker, as the only safe order is signal, then reap.
 """
 
 from __future__ import annotations
@@ -60,6 +65,9 @@ _SPAWN = b"S"
 _WAIT = b"W"
 _WAIT_ARGS = struct.Struct(">iI")
 _MAX_CONTROL_FRAME = 1 << 16
+# Exit statuses of reaped workers that the parent has not asked for (it asks only to describe a
+# crash); the oldest are dropped first.
+_KEPT_STATUSES = 512
 
 
 class ZygoteError(Exception):
@@ -74,7 +82,11 @@ class Zygote:
         self._lock = threading.Lock()
         self._broken = False
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        config = json.dumps({"limits": limits.to_dict(), "unrestricted": unrestricted})
+        #: Whether workers get pidfds; only then may the zygote reap them before being asked.
+        self.pidfds = _have_pidfds()
+        config = json.dumps(
+            {"limits": limits.to_dict(), "unrestricted": unrestricted, "reap": self.pidfds}
+        )
         with theirs, _startup_errors(ours):
             self._proc = subprocess.Popen(
                 [
@@ -109,10 +121,13 @@ class Zygote:
         """False once the zygote has exited or stopped answering."""
         return not self._broken and self._proc.poll() is None
 
-    def fork_worker(self) -> tuple[int, int, int]:
-        """Fork a worker; returns (pid, fd to write requests, fd to read replies).
+    def fork_worker(self) -> tuple[int, int, int, int | None]:
+        """Fork a worker; returns (pid, fd to write requests, fd to read replies, pidfd).
 
-        The caller reads the worker's ready message from the reply fd.
+        The caller reads the worker's ready message from the reply fd. The pidfd (None without
+        kernel support) is opened before the zygote handles another message, so before it can
+        reap this worker and let its pid be reused. On error the worker, if any, reads EOF and
+        exits by itself.
         """
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
@@ -124,6 +139,13 @@ class Zygote:
                     self._broken = True
                     raise ZygoteError(f"zygote unreachable: {exc}") from None
                 answer = self._read(self.limits.spawn_timeout_s)
+                pid = answer.get("pid")
+                if type(pid) is not int or pid <= 0:
+                    raise ZygoteError(f"zygote could not fork: {answer.get('error', answer)}")
+                try:
+                    pidfd = os.pidfd_open(pid) if self.pidfds else None
+                except OSError as exc:
+                    raise ZygoteError(f"no pidfd for the new worker: {exc}") from None
         except BaseException:
             for fd in (request_write, reply_read):
                 os.close(fd)
@@ -131,12 +153,7 @@ class Zygote:
         finally:
             os.close(request_read)
             os.close(reply_write)
-        pid = answer.get("pid")
-        if type(pid) is not int or pid <= 0:
-            os.close(request_write)
-            os.close(reply_read)
-            raise ZygoteError(f"zygote could not fork: {answer.get('error', answer)}")
-        return pid, request_write, reply_read
+        return pid, request_write, reply_read, pidfd
 
     def wait(self, pid: int, timeout_s: float) -> int | None:
         """Reap worker ``pid``: its raw wait status, or None if it is still running."""
@@ -174,6 +191,14 @@ class Zygote:
         return message
 
 
+def _have_pidfds() -> bool:
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def _startup_errors(sock: socket.socket) -> Iterator[None]:
     """Turn a failure to launch the interpreter into ZygoteError."""
@@ -203,6 +228,8 @@ def zygote_main(argv: list[str]) -> int:
         write_all(control.fileno(), encode_frame({"ready": False, "error": error}))
         return 1
     write_all(control.fileno(), encode_frame({"ready": True}))
+    statuses: dict[int, int] = {}
+    reap = config["reap"] is True
     while True:
         try:
             data, fds, _, _ = socket.recv_fds(control, 1, 2)
@@ -210,14 +237,17 @@ def zygote_main(argv: list[str]) -> int:
             return 1
         if not data:
             return 0  # the pool is gone
+        if reap:
+            _reap_exited(statuses)
         if data == _SPAWN and len(fds) == 2:
             reply = _fork(control, fds, runner, limits)
+            statuses.pop(reply.get("pid", 0), None)  # a recycled pid's old status is not its own
         elif data == _WAIT:
             try:
                 pid, timeout_ms = _WAIT_ARGS.unpack(_recv_exact(control, _WAIT_ARGS.size))
             except EOFError:
                 return 0
-            reply = {"status": _reap(pid, timeout_ms / 1000)}
+            reply = {"status": _wait_for(pid, timeout_ms / 1000, statuses)}
         else:
             reply = {"error": "bad control message"}
         for fd in fds:
@@ -252,14 +282,28 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-def _reap(pid: int, timeout_s: float) -> int | None:
-    """Wait up to ``timeout_s`` for child ``pid`` to exit; its wait status, or None.
+def _reap_exited(statuses: dict[int, int]) -> None:
+    """Collect every worker that has exited, keeping its status for a later ``W``."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        statuses[pid] = status
+        if len(statuses) > _KEPT_STATUSES:
+            del statuses[next(iter(statuses))]
 
-    Children are reaped only here, on the parent's request: until then a dead worker stays a
-    zombie, so its pid cannot be reused while the parent may still signal it. The wait polls a
-    pidfd where the kernel has them (a just-killed worker is reaped in microseconds, not at the
-    next tick of a sleep loop).
+
+def _wait_for(pid: int, timeout_s: float, statuses: dict[int, int]) -> int | None:
+    """Wait up to ``timeout_s`` for worker ``pid`` to exit; its wait status, or None.
+
+    The wait polls a pidfd where the kernel has them (a just-killed worker is reaped in
+    microseconds, not at the next tick of a sleep loop).
     """
+    if pid in statuses:
+        return statuses.pop(pid)
     deadline = time.monotonic() + timeout_s
     try:
         pidfd = os.pidfd_open(pid)
@@ -270,7 +314,7 @@ def _reap(pid: int, timeout_s: float) -> int | None:
             try:
                 done, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                return None  # not ours, or already reaped
+                return statuses.pop(pid, None)  # not ours, or reaped and its status dropped
             if done:
                 return status
             remaining = deadline - time.monotonic()
