@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and benchmark LLMs that write their own latent data.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    from latent_env import __version__
+
+    parser.add_argument("--version", action="version", version=f"latent-env {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name, adder in SUBCOMMANDS:
         try:

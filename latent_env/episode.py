@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gymnasium import spaces
+
 from latent_env.actions import ParsedAction, parse_action
 from latent_env.latent import (
     Latent,
@@ -35,6 +37,15 @@ REPLACEMENT = "\ufffd"
 _TEXT_SPACES: dict[tuple[int, int], Any] = {}
 
 
+class TextSpace(spaces.Text):
+    """gymnasium's ``Text`` whose repr gives the charset's size: printing the 63k characters
+    made ``print(env.observation_space)`` unreadable."""
+
+    def __repr__(self) -> str:
+        return (f"Text({self.min_length}, {self.max_length}, "
+                f"charset=<{len(self.character_set)} characters>)")
+
+
 def text_space(max_length: int, min_length: int) -> Any:
     """A ``gymnasium.spaces.Text`` over ``TEXT_CHARSET``, cheap to make many times.
 
@@ -43,11 +54,9 @@ def text_space(max_length: int, min_length: int) -> Any:
     """
     import copy
 
-    from gymnasium import spaces
-
     key = (max_length, min_length)
     if key not in _TEXT_SPACES:
-        _TEXT_SPACES[key] = spaces.Text(max_length, min_length=min_length, charset=TEXT_CHARSET)
+        _TEXT_SPACES[key] = TextSpace(max_length, min_length=min_length, charset=TEXT_CHARSET)
     space = copy.copy(_TEXT_SPACES[key])
     space._np_random = None  # its own generator, seeded on first use or by .seed()
     return space

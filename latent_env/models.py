@@ -222,7 +222,36 @@ def _resolve_path(spec: str) -> str:
         return str(local)
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ModelNotFoundError(f"model path '{spec}' does not exist")
+    _check_hub_reachable(spec)
     return spec  # a hub id: resolved by transformers (from its local cache when offline)
+
+
+#: Seconds to wait for the Hugging Face Hub to accept a connection before calling it unreachable
+#: (transformers' own retries took ~58 s to give up on a machine without a network).
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+def _check_hub_reachable(repo_id: str) -> None:
+    """Fail fast, in one line, for a hub id that is not cached where the hub cannot be reached."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return  # cached: transformers loads it without the network
+    where = f"not a local directory and not in the Hugging Face cache ({constants.HF_HUB_CACHE})"
+    if constants.HF_HUB_OFFLINE:
+        raise ModelNotFoundError(f"'{repo_id}' is {where}, and HF_HUB_OFFLINE is set")
+    endpoint = urlparse(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), HUB_PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ModelNotFoundError(
+            f"'{repo_id}' is {where}, and {endpoint.hostname} cannot be reached ({exc}): "
+            "download it on a machine with a network, or give a local directory"
+        ) from None
 
 
 def _tiny_random(dtype: Any) -> tuple[Any, Any]:

@@ -80,7 +80,19 @@ class Rubric:
             pairs = [p.split("=", 1) for p in spec.split(",") if p.strip()]
             if any(len(p) != 2 for p in pairs):
                 raise RewardError(f"reward spec '{spec}' must look like 'term=weight,term=weight'")
-            spec = {k.strip(): float(v) for k, v in pairs}
+            spec = {k.strip(): _weight(k.strip(), v, spec) for k, v in pairs}
         weights = {name: 0.0 for name in DEFAULT_WEIGHTS}
         weights.update(spec)
         return cls(weights)
+
+
+def _weight(term: str, text: str, spec: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise RewardError(
+            f"reward spec '{spec}': the weight of '{term}' must be a number, got '{text.strip()}'"
+        ) from None
+    if not math.isfinite(value):
+        raise RewardError(f"reward spec '{spec}': the weight of '{term}' must be finite")
+    return value

@@ -131,6 +131,22 @@ def test_compare_with_a_named_baseline_and_user_mistakes(two_runs, tmp_path, cap
     assert "not a results.json" in capsys.readouterr().err
 
 
+def test_compare_refuses_runs_scored_differently_unless_forced(two_runs, tmp_path, capsys):
+    first, second = two_runs
+    other = json.loads(second.read_text())
+    other["config"].update(model="default", combiner="note")
+    dropped = other["episodes"][0]["task_id"]
+    other["episodes"] = [r for r in other["episodes"] if r["task_id"] != dropped]
+    changed = tmp_path / "results.json"
+    changed.write_text(json.dumps(other))
+    assert main(["compare", str(first), str(changed)]) == 2
+    error = capsys.readouterr().err
+    assert "model 'tiny-random' vs 'default'" in error and "combiner 'prefix' vs 'note'" in error
+    assert "task ids (" in error and "--force" in error and "prompt" not in error
+    assert main(["compare", str(first), str(changed), "--force"]) == 0
+    assert "paired against none" in capsys.readouterr().out
+
+
 def test_compare_in_a_subprocess(two_runs):
     from tests.test_bench_cli import run_cli
 

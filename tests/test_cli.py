@@ -22,6 +22,13 @@ def test_help_lists_every_command():
         assert command in out.stdout
 
 
+def test_version():
+    import latent_env
+
+    out = cli("--version")
+    assert (out.returncode, out.stdout.strip()) == (0, f"latent-env {latent_env.__version__}")
+
+
 def test_score_runs_the_latent_and_reports_the_gain_as_json():
     out = cli("score", "Tom has 12 apples and buys 7 more. Now he has", " 19", "--run",
               "--latent", "<python>print(12 + 7)</python>", "--model", "tiny-random", "--json")

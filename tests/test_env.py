@@ -159,6 +159,12 @@ ugly_actions = st.one_of(
 )
 
 
+def test_spaces_print_in_one_short_line(env):
+    for space in (env.observation_space, env.action_space):
+        text = repr(space)
+        assert text.startswith("Text(") and "characters>)" in text and len(text) < 100
+
+
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(action=ugly_actions)
 def test_any_action_gives_a_valid_observation_and_finite_reward(env, action):

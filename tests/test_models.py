@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,34 @@ def test_conversion_is_atomic_and_happens_once(tmp_path, monkeypatch):
     assert (first / "model.safetensors").stat().st_mtime_ns == stamp  # not converted again
     assert model.config.num_hidden_layers == 30
     assert "quantization_config" not in Path(first / "config.json").read_text()
+
+
+def test_an_uncached_hub_id_fails_fast_in_one_line(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(models.ModelNotFoundError, match="not in the Hugging Face cache.*OFFLINE"):
+        models.checkpoint_path("org/unknown")
+    # Online, but the hub's port refuses connections: the answer comes at once, not after the
+    # ~58 s of transformers' retries.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    started = time.perf_counter()
+    with pytest.raises(models.ModelNotFoundError, match="127.0.0.1 cannot be reached"):
+        models.checkpoint_path("org/unknown")
+    assert time.perf_counter() - started < models.HUB_PROBE_TIMEOUT_S + 2
+
+
+def test_a_cached_hub_id_needs_no_network(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    snapshot = tmp_path / "models--org--cached" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "models--org--cached" / "refs").mkdir()
+    (tmp_path / "models--org--cached" / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    assert models.checkpoint_path("org/cached") == "org/cached"

@@ -61,6 +61,14 @@ def test_rubric_rejects_unknown_terms_and_non_finite_values():
         Rubric().compute(outcome(token_gains=[math.nan]), where="task t1")
 
 
+def test_a_weight_that_is_not_a_number_is_named():
+    with pytest.raises(RewardError, match="weight of 'answer_hit' must be a number, got 'abc'"):
+        Rubric.from_spec("loglik_gain=1,answer_hit=abc")
+    with pytest.raises(RewardError, match="weight of 'format' must be finite"):
+        Rubric.from_spec("format=inf")
+    assert Rubric.from_spec(" answer_hit = 0.5 ").weights["answer_hit"] == 0.5
+
+
 def test_completion_text_accepts_chat_messages():
     assert completion_text("abc") == "abc"
     assert completion_text([{"role": "assistant", "content": "<calc>1</calc>"}]) == "<calc>1</calc>"

@@ -125,6 +125,9 @@ def test_smoke_preset_runs_every_stage_and_writes_the_run(tmp_path):
     assert "[sft] finished; removed 1 Trainer checkpoint(s)" in out.stdout
     assert f"run directory: {run_dir}  (metrics.json, config.json, eval/)" in out.stdout
     assert (run_dir / "eval" / "table.md").read_text().startswith("| policy |")
+    # what the gains were measured with, for `latent-env compare` to check
+    config = json.loads((run_dir / "eval" / "results.json").read_text())["config"]
+    assert {"model", "combiner", "prompt", "tools"} <= set(config) and config["combiner"] == "prefix"
     assert "choice of latent kind" in out.stdout
     assert (run_dir / "eval" / "choice.md").read_text().startswith("| policy |")
     kinds = metrics["sft"]["traces"]  # every kind of the suite's families is taught

@@ -103,6 +103,18 @@ def last_stage_paired(summaries: dict[str, Any], records: list[dict[str, Any]],
     return {"baseline": before[-1], "candidate": trained[0], **diff}
 
 
+def scoring_setup(ctx: RunContext) -> dict[str, str]:
+    """What the eval's gains were measured with, as ``latent-env bench`` records it (its
+    ``--model``, ``--combiner``, ``--prompt``, ``--tools``), so ``compare`` can check it."""
+    from latent_env.context import COMBINERS
+
+    scorer, prompt = ctx.env.scorer, ctx.env.prompt
+    combiner = next((n for n, c in COMBINERS.items() if c is scorer.combiner), "custom")
+    return {"model": ctx.pipeline.reward_model or ctx.pipeline.model, "combiner": combiner,
+            "prompt": prompt if isinstance(prompt, str) else "custom",
+            "tools": ctx.pipeline.tools}
+
+
 def write_eval(ctx: RunContext, summaries: dict[str, Any], records: list[dict[str, Any]],
                paired: dict[str, Any] | None = None, choice: dict[str, Any] | None = None) -> None:
     from latent_env.bench.choice import choice_markdown, print_choice_table
@@ -115,7 +127,7 @@ def write_eval(ctx: RunContext, summaries: dict[str, Any], records: list[dict[st
     payload = {"policies": summaries, "paired": paired or {}, "choice": choice or {},
                "episodes": records,
                "config": {"tasks": ctx.pipeline.tasks, "split": "test",
-                          "per_family": ctx.evaluation.eval_per_family}}
+                          "per_family": ctx.evaluation.eval_per_family, **scoring_setup(ctx)}}
     (out / "results.json").write_text(json.dumps(payload, indent=2, default=str))
     footer = describe(paired["baseline"], paired["candidate"], paired) if paired else ""
     table = markdown_table(summaries)
