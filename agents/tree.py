@@ -98,8 +98,8 @@ class TreePolicy:
         k: candidates per expansion.
         depth: levels of the tree (1 = best of ``k`` samples).
         temperature: sampling temperature for the candidates.
-        tools: ``{tag: Tool}`` to run candidates' blocks (the environment's); all installed
-            tools if ``None``.
+        tools: ``{tag: Tool}`` to run candidates' blocks (the environment's); the registry's
+            ``DEFAULT_TOOLS`` if ``None``.
         name: the policy's name (its SPEC).
     """
 

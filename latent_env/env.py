@@ -105,7 +105,7 @@ class LatentEnv(gym.Env):
     | ``split`` | ``"train"`` | split of a named suite |
     | ``model`` | ``"default"`` | scorer model spec, loaded on first use (see ``load_model``) |
     | ``scorer`` | ``None`` | a ready ``LogLikScorer`` (shares a model between envs) |
-    | ``tools`` | ``None`` | tool names (entry points) or ``{tag: Tool}``; None = all installed |
+    | ``tools`` | ``None`` | tool names (entry points) or ``{tag: Tool}``; None = ``DEFAULT_TOOLS`` |
     | ``mode`` | ``"single"`` | ``"single"`` (one action) or ``"multi"`` (tool loop) |
     | ``max_turns`` | ``4`` | turns before truncation in multi mode |
     | ``reward`` | ``None`` | ``Rubric``, ``{term: weight}`` or ``"term=w,term=w"`` |

@@ -168,7 +168,7 @@ def merge_latents(latents: Sequence[Latent]) -> Latent:
 
 
 def build_latent(action: str, tools: Mapping[str, Tool] | None = None) -> Latent:
-    """Parse ``action``, run its blocks with ``tools`` (all installed by default), build L."""
+    """Parse ``action``, run its blocks with ``tools`` (``DEFAULT_TOOLS`` by default), build L."""
     if tools is None:
         from latent_env.tools.registry import load_tools
 

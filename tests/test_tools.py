@@ -177,3 +177,22 @@ def test_one_tag_from_two_tools_names_both_distributions(tmp_path, monkeypatch):
     with pytest.raises(ToolRegistryError, match=r"tools 'calc2' \(from 'calc-twin'\) and 'calc' "
                        r"\(from 'latent-env'\) both use <calc>"):
         load_tools(["calc", "calc2"])
+
+
+def test_one_tool_default_everywhere():
+    # The example plugin is installed here, yet nothing offers <wordcount> unless it is named.
+    import gymnasium as gym
+
+    from latent_env import ENV_ID
+    from latent_env.bench.cli import DEFAULT_TOOLS as BENCH_TOOLS
+    from latent_env.tools.registry import DEFAULT_TOOLS
+    from latent_env.trl.config import PipelineArguments
+
+    assert "wordcount" in available_tools()
+    assert list(load_tools()) == list(DEFAULT_TOOLS) == ["python", "calc", "predict"]
+    env = gym.make(ENV_ID, model="tiny-random")
+    prompt, _ = env.reset(seed=0)
+    assert list(env.unwrapped.tools) == list(DEFAULT_TOOLS)
+    assert "<python>" in prompt and "<wordcount>" not in prompt
+    assert BENCH_TOOLS == PipelineArguments().tools == ",".join(DEFAULT_TOOLS)
+    assert list(load_tools([*DEFAULT_TOOLS, "wordcount"]))[-1] == "wordcount"

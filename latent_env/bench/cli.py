@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from latent_env.context import COMBINERS
+from latent_env.tools.registry import DEFAULT_TOOLS as REGISTRY_DEFAULT_TOOLS
 
-DEFAULT_TOOLS = "python,calc,predict"
+DEFAULT_TOOLS = ",".join(REGISTRY_DEFAULT_TOOLS)
 DEFAULT_JOBS = 8
 TIMING_FIELDS = ("episodes_per_s", "wall_s")
 

@@ -6,7 +6,10 @@ plugin is a first-class citizen: ``pip install`` a distribution that declares
     [project.entry-points."latent_env.tools"]
     mytool = "my_package.module:MyTool"
 
-and every environment can use ``<mytool>…</mytool>`` blocks (the tag is the class's ``tag``).
+and every environment can use ``<mytool>…</mytool>`` blocks once it is named (the tag is the
+class's ``tag``): ``LatentEnv(tools=[*DEFAULT_TOOLS, "mytool"])``, ``--tools
+python,calc,predict,mytool``. Unnamed, every entry point uses :data:`DEFAULT_TOOLS`, so what a
+prompt offers never depends on what else happens to be installed.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from latent_env.tools.base import Tool
 
 ENTRY_POINT_GROUP = "latent_env.tools"
 RESERVED_TAGS = frozenset({"reason", "thinking", "done", "output", "text", "latent"})
+#: The tools used when none are named: by ``LatentEnv``/``gym.make``, ``latent-env bench`` and
+#: ``complete``, ``train_rl.py``, the tree policy and ``build_latent``.
+DEFAULT_TOOLS: tuple[str, ...] = ("python", "calc", "predict")
 
 
 class ToolRegistryError(RuntimeError):
@@ -50,13 +56,14 @@ def _distribution(ep: importlib.metadata.EntryPoint) -> str:
 
 
 def load_tools(names: Iterable[str] | None = None) -> dict[str, Tool]:
-    """Instantiate tools by entry-point name (all installed ones if ``names`` is None).
+    """Instantiate tools by entry-point name (:data:`DEFAULT_TOOLS` if ``names`` is None; pass
+    ``available_tools()`` for every installed one).
 
     Returns ``{tag: tool}``. Unknown names, reserved or duplicate tags raise
     :class:`ToolRegistryError` naming the culprit.
     """
     found = available_tools()
-    wanted = list(found) if names is None else list(names)
+    wanted = list(DEFAULT_TOOLS if names is None else names)
     tools: dict[str, Tool] = {}
     owners: dict[str, str] = {}  # tag -> the entry-point name that brought it
     for name in wanted:

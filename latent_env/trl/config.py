@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from latent_env.tools.registry import DEFAULT_TOOLS
+
 PRESET_DIR = Path(__file__).parent / "presets"
 STAGES = ("sft", "latent", "fusion", "rl")
 ALGOS = ("grpo", "rloo", "ppo")
@@ -40,7 +42,7 @@ class PipelineArguments:
     algo: str = field(default="grpo", metadata={"help": "RL algorithm: grpo, rloo or ppo"})
     tasks: str = field(default="synthetic", metadata={
         "help": "task suite name or directory of train/validation/test .jsonl files"})
-    tools: str = field(default="python,calc,predict", metadata={
+    tools: str = field(default=",".join(DEFAULT_TOOLS), metadata={
         "help": "tools the policy may call (entry-point names)"})
     reward: str = field(default="loglik_gain=1", metadata={
         "help": "reward rubric as term=weight pairs (see rewards.rubric.TERMS); unmentioned "
