@@ -4,14 +4,17 @@
     python train_rl.py --preset smoke       # every stage on a tiny model, under two minutes
     python train_rl.py --algo rloo --stages sft,rl --run_dir runs/rloo
     python train_rl.py --resume             # continue the newest run in runs/ after a kill
-    accelerate launch --cpu --num_processes 2 train_rl.py --preset smoke
+    python train_rl.py --preset smoke --print_config   # the resolved configuration, then exit
+    accelerate launch --multi_gpu --num_processes 2 train_rl.py --preset smoke
 
 Presets live in latent_env/trl/presets/*.yaml; any flag overrides them, and every option of the
-chosen TRL trainer (GRPOConfig, RLOOConfig, PPOConfig) is accepted too.
+chosen TRL trainer (GRPOConfig, RLOOConfig, PPOConfig) is accepted too. ``--help`` shows the
+defaults of the chosen ``--preset`` and ``--algo``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -34,8 +37,8 @@ def flag_value(argv: Sequence[str], name: str, default: str) -> str:
     return value
 
 
-def preset_config_file(preset: str, algo: str) -> str:
-    """Flatten a preset's ``common`` and ``<algo>`` sections into a TrlParser config file."""
+def preset_values(preset: str, algo: str) -> dict:
+    """A preset's ``common`` and ``<algo>`` sections, flattened (``<algo>`` wins)."""
     import yaml
 
     from latent_env.trl.config import PRESET_DIR, available_presets
@@ -44,10 +47,16 @@ def preset_config_file(preset: str, algo: str) -> str:
     if not path.is_file():
         raise ValueError(f"unknown preset '{preset}'; choose one of {', '.join(available_presets())}")
     sections = yaml.safe_load(path.read_text()) or {}
-    merged = {**sections.get("common", {}), **sections.get(algo, {}), "preset": preset}
+    return {**sections.get("common", {}), **sections.get(algo, {}), "preset": preset}
+
+
+def preset_config_file(preset: str, algo: str) -> str:
+    """:func:`preset_values` as a TrlParser config file (the caller deletes it)."""
+    import yaml
+
     handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
     with handle:
-        yaml.safe_dump(merged, handle)
+        yaml.safe_dump(preset_values(preset, algo), handle)
     return handle.name
 
 
@@ -73,6 +82,9 @@ def parse(argv: Sequence[str]):
         epilog=f"presets: {', '.join(available_presets())} (latent_env/trl/presets/)",
     )
     if any(a in ("-h", "--help") for a in argv):
+        # Show what this preset runs with, not the dataclasses' and TRL's own defaults.
+        parser.set_defaults(**preset_values(preset, algo))
+        parser.description += f" Defaults shown: --preset {preset} --algo {algo}."
         parser.print_help()
         sys.exit(0)
     config = preset_config_file(preset, algo)
@@ -90,9 +102,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             StageError,
             build_context,
             is_main_process,
+            resolved_config,
             run_pipeline,
         )
 
+        if pipeline.print_config:
+            config = resolved_config(pipeline, sft, latent, evaluation, rl, trl_config)
+            print(json.dumps(config, indent=2, default=str))
+            return 0
         ctx = build_context(pipeline, sft, latent, evaluation, trl_config, rl)
     except (ValueError, FileNotFoundError) as exc:
         print(f"train_rl.py: error: {exc}", file=sys.stderr)

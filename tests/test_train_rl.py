@@ -279,3 +279,27 @@ def test_a_stage_that_cannot_go_on_ends_with_one_error_line(tmp_path):
     assert "train_rl.py: error: --rl_screen_per_family 1: the starting policy answered all 9" \
         in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_help_shows_the_presets_effective_defaults():
+    out = run_train("--help", timeout=180)
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())  # argparse wraps help text
+    assert "Defaults shown: --preset default --algo grpo." in text
+    assert "(default: sft,rl)" in text  # the preset's stages, not sft,latent,fusion,rl
+    assert "(default: 1e-05)" in text and "(default: 1e-06)" not in text  # GRPO's learning rate
+    smoke = " ".join(run_train("--preset", "smoke", "--help", timeout=180).stdout.split())
+    assert "Defaults shown: --preset smoke --algo grpo." in smoke
+    assert "(default: sft,latent,fusion,rl)" in smoke
+
+
+def test_print_config_prints_the_resolved_configuration_and_writes_nothing(tmp_path):
+    run_dir = tmp_path / "run"
+    out = run_train("--preset", "smoke", "--run_dir", str(run_dir), "--sft_epochs", "3",
+                    "--print_config", timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    config = json.loads(out.stdout)
+    assert config["pipeline"]["preset"] == "smoke" and config["sft"]["sft_epochs"] == 3
+    assert config["pipeline"]["stages"] == "sft,latent,fusion,rl"
+    assert set(config) == {"pipeline", "sft", "latent", "eval", "rl", "trl"}
+    assert not run_dir.exists()

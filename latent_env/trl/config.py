@@ -28,6 +28,8 @@ def available_presets() -> list[str]:
 class PipelineArguments:
     """What to train, on what, and where the run lives."""
 
+    print_config: bool = field(default=False, metadata={
+        "help": "print the resolved configuration (preset, then flags) as JSON and exit"})
     preset: str = field(default="default", metadata={
         "help": "preset file in latent_env/trl/presets (default, smoke, gpu-small, gpu-7b); "
                 "flags given on the command line override it"})

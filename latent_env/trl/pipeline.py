@@ -100,15 +100,23 @@ def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: Latent
     return ctx
 
 
-def write_resolved_config(ctx: RunContext) -> None:
-    resolved = {
-        "pipeline": asdict(ctx.pipeline),
-        "sft": asdict(ctx.sft),
-        "latent": asdict(ctx.latent),
-        "eval": asdict(ctx.evaluation),
-        "rl": asdict(ctx.rl),
-        "trl": ctx.trl_config.to_dict() if hasattr(ctx.trl_config, "to_dict") else {},
+def resolved_config(pipeline: Any, sft: Any, latent: Any, evaluation: Any, rl: Any,
+                    trl_config: Any) -> dict[str, Any]:
+    """Every option after the preset and the flags: what ``config.json`` and
+    ``train_rl.py --print_config`` show."""
+    return {
+        "pipeline": asdict(pipeline),
+        "sft": asdict(sft),
+        "latent": asdict(latent),
+        "eval": asdict(evaluation),
+        "rl": asdict(rl),
+        "trl": trl_config.to_dict() if hasattr(trl_config, "to_dict") else {},
     }
+
+
+def write_resolved_config(ctx: RunContext) -> None:
+    resolved = resolved_config(ctx.pipeline, ctx.sft, ctx.latent, ctx.evaluation, ctx.rl,
+                               ctx.trl_config)
     (ctx.run_dir / "config.json").write_text(json.dumps(resolved, indent=2, default=str))
 
 
