@@ -130,19 +130,18 @@ class Runner:
                 reply = {"status": "ok", "program": shipped, "error": None}
         except MemoryError:
             self.exhausted = True
-            return {"status": "ok", "program": None, "error": None}
+            return compile_it_yourself()
         self._remember(code, reply)
         return dict(reply)
 
     def _remember(self, code: str, reply: dict[str, Any]) -> None:
-        size = len(code) + len(reply["program"] or reply["error"] or "")
+        size = _cached_chars(code, reply)
         if size > COMPILER_CACHE_CHARS // 8:
             return  # a few huge programs must not push out every ordinary one
         self._compiled[code] = reply
         self._compiled_chars += size
         while self._compiled_chars > COMPILER_CACHE_CHARS:
-            old_code, old = self._compiled.popitem(last=False)
-            self._compiled_chars -= len(old_code) + len(old["program"] or old["error"] or "")
+            self._compiled_chars -= _cached_chars(*self._compiled.popitem(last=False))
 
     def run(self, code: str, seed: int, *, program: str | None = None) -> dict[str, Any]:
         """Run ``code`` (or ``program``, the compiler's base64 marshal data for it); return the
@@ -199,6 +198,15 @@ class Runner:
         text = repr(value)
         cap = self._limits.max_value_chars
         return text if len(text) <= cap else text[: cap - 3] + "..."
+
+
+def compile_it_yourself() -> dict[str, Any]:
+    """The compiler's reply that gives no verdict: the run's own worker compiles the source."""
+    return {"status": "ok", "program": None, "error": None}
+
+
+def _cached_chars(code: str, reply: dict[str, Any]) -> int:
+    return len(code) + len(reply["program"] or reply["error"] or "")
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -300,7 +308,7 @@ def _answer(runner: Runner, kind: str, text: str, seed: int) -> dict[str, Any]:
         return runner.run(text, seed)
     except Exception as exc:  # a sandbox bug must cost one request, not the worker
         if kind == "compile":  # no verdict from a failing compiler: the run's worker compiles
-            return {"status": "ok", "program": None, "error": None}
+            return compile_it_yourself()
         return _reply("error", error=f"SandboxInternalError: {type(exc).__name__}: {exc}")
 
 
