@@ -67,6 +67,7 @@ def parse(argv: Sequence[str]):
     from latent_env.trl.config import (
         EvalArguments,
         LatentArguments,
+        LoraArguments,
         PipelineArguments,
         RLArguments,
         SFTArguments,
@@ -77,7 +78,7 @@ def parse(argv: Sequence[str]):
     preset = flag_value(argv, "preset", "default")
     parser = TrlParser(
         (PipelineArguments, SFTArguments, LatentArguments, EvalArguments, RLArguments,
-         config_class(algo)),
+         LoraArguments, config_class(algo)),
         description=__doc__.split("\n\n")[0],
         epilog=f"presets: {', '.join(available_presets())} (latent_env/trl/presets/)",
     )
@@ -97,7 +98,7 @@ def parse(argv: Sequence[str]):
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        pipeline, sft, latent, evaluation, rl, trl_config = parse(argv)
+        pipeline, sft, latent, evaluation, rl, lora, trl_config = parse(argv)
         from latent_env.trl.pipeline import (
             StageError,
             build_context,
@@ -107,10 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
         if pipeline.print_config:
-            config = resolved_config(pipeline, sft, latent, evaluation, rl, trl_config)
+            config = resolved_config(pipeline, sft, latent, evaluation, rl, trl_config, lora)
             print(json.dumps(config, indent=2, default=str))
             return 0
-        ctx = build_context(pipeline, sft, latent, evaluation, trl_config, rl)
+        ctx = build_context(pipeline, sft, latent, evaluation, trl_config, rl, lora)
     except (ValueError, FileNotFoundError) as exc:
         print(f"train_rl.py: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -30,6 +30,9 @@ DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_CHECKPOINT_NAME = "smollm2-135m-instruct"
 CACHE_ENV = "LATENT_ENV_CACHE"
 THREADS_ENV = "LATENT_ENV_THREADS"
+#: A peft adapter's folder holds this file instead of a model's config.json.
+ADAPTER_CONFIG = "adapter_config.json"
+PEFT_INSTALL = "pip install 'latent-env[lora]'"
 TINY_RANDOM_SEED = 0
 
 
@@ -182,11 +185,43 @@ def load_model(spec: str = "default", dtype: Any = None, threads: int | None = N
     if spec == "tiny-random":
         return _tiny_random(dtype)
     path = _resolve_path(spec)
+    if _is_adapter(path):
+        return _load_adapter(Path(path), dtype)
     tokenizer = load_tokenizer(spec)
     import latent_env.thoughts  # noqa: F401  (registers LatentThoughtModel with the Auto classes)
 
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     # Checkpoints saved by a Trainer carry use_cache=False; generation needs the KV cache.
+    model.config.use_cache = True
+    model.eval()
+    return model, tokenizer
+
+
+def _is_adapter(path: str) -> bool:
+    return (Path(path) / ADAPTER_CONFIG).is_file() and not (Path(path) / "config.json").is_file()
+
+
+def _load_adapter(path: Path, dtype: Any) -> tuple[Any, Any]:
+    """A peft adapter merged into the base model its config records (loaded by
+    :func:`load_model`, so the base may itself be an adapter); the adapter's own tokenizer when
+    it saved one."""
+    import json
+
+    base = json.loads((path / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+    if not base:
+        raise ModelNotFoundError(f"{path}: {ADAPTER_CONFIG} names no base_model_name_or_path")
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ModelNotFoundError(f"{path} is a LoRA adapter; loading it needs peft: "
+                                 f"{PEFT_INSTALL}") from None
+    try:
+        model, tokenizer = load_model(base, dtype)
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(f"{path}: the adapter's base model: {exc}") from None
+    if (path / "tokenizer_config.json").is_file():
+        tokenizer = load_tokenizer(str(path))
+    model = PeftModel.from_pretrained(model, str(path)).merge_and_unload()
     model.config.use_cache = True
     model.eval()
     return model, tokenizer
@@ -217,8 +252,9 @@ def _resolve_path(spec: str) -> str:
         return str(default_checkpoint_dir())
     local = Path(spec).expanduser()
     if local.exists():
-        if not (local / "config.json").is_file():
-            raise ModelNotFoundError(f"'{spec}' exists but holds no config.json: not a HF checkpoint")
+        if not (local / "config.json").is_file() and not (local / ADAPTER_CONFIG).is_file():
+            raise ModelNotFoundError(f"'{spec}' exists but holds no config.json (a HF checkpoint) "
+                                     f"or {ADAPTER_CONFIG} (a peft adapter)")
         return str(local)
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ModelNotFoundError(f"model path '{spec}' does not exist")

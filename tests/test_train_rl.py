@@ -55,7 +55,7 @@ def test_train_per_kind_sizes_each_family_and_keeps_sft_and_rl_apart(tmp_path):
     from latent_env.trl.pipeline import build_context
     from latent_env.trl.stages import train_tasks
 
-    pipeline, sft, latent, evaluation, rl, trl_config = train_rl.parse(
+    pipeline, sft, latent, evaluation, rl, _, trl_config = train_rl.parse(
         ["--train_per_family", "3", "--train_per_kind", "code=5,empty=2",
          "--run_dir", str(tmp_path / "run")])
     ctx = build_context(pipeline, sft, latent, evaluation, trl_config, rl)
@@ -73,7 +73,7 @@ def test_default_preset_leaves_room_for_the_longest_gold_latent(tmp_path):
     from latent_env.models import load_tokenizer
     from latent_env.trl.data import split_tasks, trace_latent
 
-    pipeline, sft, _, evaluation, _, trl_config = train_rl.parse(["--run_dir", str(tmp_path)])
+    pipeline, sft, _, evaluation, _, _, trl_config = train_rl.parse(["--run_dir", str(tmp_path)])
     assert pipeline.model == "default" and sft.sft_trace_style == "echo"
     tokenizer = load_tokenizer("default")
     latents = [trace_latent(t) for t in split_tasks(pipeline.tasks, "test", 25)]
@@ -83,7 +83,7 @@ def test_default_preset_leaves_room_for_the_longest_gold_latent(tmp_path):
 
 
 def test_preset_flattening_and_cli_override(tmp_path):
-    pipeline, sft, _, evaluation, _, trl_config = train_rl.parse(
+    pipeline, sft, _, evaluation, _, _, trl_config = train_rl.parse(
         ["--preset", "smoke", "--algo", "rloo", "--sft_epochs", "3", "--run_dir", str(tmp_path)]
     )
     assert pipeline.model == "tiny-random" and pipeline.algo == "rloo"
@@ -301,5 +301,5 @@ def test_print_config_prints_the_resolved_configuration_and_writes_nothing(tmp_p
     config = json.loads(out.stdout)
     assert config["pipeline"]["preset"] == "smoke" and config["sft"]["sft_epochs"] == 3
     assert config["pipeline"]["stages"] == "sft,latent,fusion,rl"
-    assert set(config) == {"pipeline", "sft", "latent", "eval", "rl", "trl"}
+    assert set(config) == {"pipeline", "sft", "latent", "eval", "rl", "lora", "trl"}
     assert not run_dir.exists()

@@ -44,7 +44,7 @@ def test_keeps_the_tasks_whose_answer_the_policy_misses(default_scorer):
 
 @pytest.fixture
 def smoke_context(tmp_path):
-    pipeline, sft, latent, evaluation, rl, trl_config = train_rl.parse(
+    pipeline, sft, latent, evaluation, rl, _, trl_config = train_rl.parse(
         ["--preset", "smoke", "--stages", "rl", "--rl_screen_per_family", "1",
          "--run_dir", str(tmp_path / "run")])
     return build_context(pipeline, sft, latent, evaluation, trl_config, rl)

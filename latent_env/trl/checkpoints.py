@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from latent_env.trl.lora import is_peft_model, save_merged
+
 STATE_FILE = "state.json"
 
 
@@ -42,10 +44,14 @@ def save_final(trainer: Any, tokenizer: Any, out_dir: Path) -> Path:
     if trainer.accelerator.is_main_process:
         # Trainers switch the KV cache off for training and save that setting; a saved policy is
         # for generation, where running without the cache made GRPO steps 10-30x slower here.
-        config = getattr(trainer.accelerator.unwrap_model(trainer.model), "config", None)
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        config = getattr(model, "config", None)
         if config is not None:
             config.use_cache = True
-        trainer.save_model(str(tmp))
+        if is_peft_model(model):
+            save_merged(model, tokenizer, tmp)
+        else:
+            trainer.save_model(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         if final.exists():
             shutil.rmtree(final)

@@ -206,3 +206,36 @@ class EvalArguments:
         "help": "test tasks per family in the before/after table (0 skips evaluation)"})
     eval_max_new_tokens: int = field(default=128, metadata={"help": "latent tokens to generate"})
     eval_batch_size: int = field(default=16, metadata={"help": "policy batch size"})
+
+
+@dataclass
+class LoraArguments:
+    """LoRA adapters (peft) for the sft and rl stages instead of training every weight."""
+
+    lora_r: int = field(default=0, metadata={
+        "help": "LoRA rank for the sft and rl stages (0 trains every weight). A stage saves "
+                "RUN/<stage>/final (the adapter merged into its base: a plain checkpoint every "
+                "later stage and hf: can load) and RUN/<stage>/final/adapter (the adapter "
+                "alone; hf:PATH loads it onto the base it records)"})
+    lora_alpha: float = field(default=0.0, metadata={
+        "help": "LoRA scaling numerator α (the update is scaled by α/r); 0: twice --lora_r"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
+    lora_target_modules: str = field(default="all-linear", metadata={
+        "help": "comma-separated module names to adapt (e.g. q_proj,v_proj), or all-linear "
+                "(every linear layer but the output head)"})
+
+    def __post_init__(self) -> None:
+        if self.lora_r < 0:
+            raise ValueError(f"--lora_r must be >= 0 (0 turns LoRA off), got {self.lora_r}")
+        if self.lora_alpha < 0:
+            raise ValueError(f"--lora_alpha must be >= 0 (0: twice --lora_r), got "
+                             f"{self.lora_alpha}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"--lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if not self.target_modules:
+            raise ValueError("--lora_target_modules is empty; name modules or use all-linear")
+
+    @property
+    def target_modules(self) -> str | list[str]:
+        names = [n.strip() for n in self.lora_target_modules.split(",") if n.strip()]
+        return "all-linear" if names == ["all-linear"] else names

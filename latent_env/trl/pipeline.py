@@ -24,6 +24,7 @@ from latent_env.trl.checkpoints import RunState, prune_checkpoints
 from latent_env.trl.config import (
     EvalArguments,
     LatentArguments,
+    LoraArguments,
     PipelineArguments,
     RLArguments,
     SFTArguments,
@@ -46,6 +47,7 @@ class RunContext:
     run_dir: Path
     state: RunState
     rl: RLArguments = field(default_factory=RLArguments)
+    lora: LoraArguments = field(default_factory=LoraArguments)
     env: Any = None
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -78,8 +80,12 @@ def resolve_run_dir(run_dir: str, resume: bool, root: Path = Path("runs")) -> Pa
 
 def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: LatentArguments,
                   evaluation: EvalArguments, trl_config: Any,
-                  rl: RLArguments | None = None) -> RunContext:
-    rl = rl or RLArguments()
+                  rl: RLArguments | None = None, lora: LoraArguments | None = None) -> RunContext:
+    from latent_env.trl.extras import require_reporters
+    from latent_env.trl.lora import check_lora
+
+    rl, lora = rl or RLArguments(), lora or LoraArguments()
+    check_lora(lora, pipeline.stage_list, pipeline.algo)
     if rl.rl_sft_anchor > 0 and pipeline.algo == "ppo":
         raise ValueError("--rl_sft_anchor works with --algo grpo or rloo; PPO's trainer has no "
                          "loss hook for it (set --rl_sft_anchor 0)")
@@ -93,15 +99,16 @@ def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: Latent
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     report_to = list(getattr(trl_config, "report_to", None) or ["tensorboard"])
+    require_reporters(report_to)
     ctx = RunContext(pipeline, sft, latent, evaluation, trl_config, run_dir, RunState(run_dir),
-                     rl=rl, report_to=[r for r in report_to if r != "none"])
+                     rl=rl, lora=lora, report_to=[r for r in report_to if r != "none"])
     if is_main_process():
         write_resolved_config(ctx)
     return ctx
 
 
 def resolved_config(pipeline: Any, sft: Any, latent: Any, evaluation: Any, rl: Any,
-                    trl_config: Any) -> dict[str, Any]:
+                    trl_config: Any, lora: Any = None) -> dict[str, Any]:
     """Every option after the preset and the flags: what ``config.json`` and
     ``train_rl.py --print_config`` show."""
     return {
@@ -110,13 +117,14 @@ def resolved_config(pipeline: Any, sft: Any, latent: Any, evaluation: Any, rl: A
         "latent": asdict(latent),
         "eval": asdict(evaluation),
         "rl": asdict(rl),
+        "lora": asdict(lora or LoraArguments()),
         "trl": trl_config.to_dict() if hasattr(trl_config, "to_dict") else {},
     }
 
 
 def write_resolved_config(ctx: RunContext) -> None:
     resolved = resolved_config(ctx.pipeline, ctx.sft, ctx.latent, ctx.evaluation, ctx.rl,
-                               ctx.trl_config)
+                               ctx.trl_config, ctx.lora)
     (ctx.run_dir / "config.json").write_text(json.dumps(resolved, indent=2, default=str))
 
 

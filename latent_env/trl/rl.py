@@ -43,9 +43,11 @@ def reward_functions(env: LatentEnv) -> tuple[list[Any], list[float]]:
 
 def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records: list[dict],
                   config: Any, out_dir: Path, resume: bool,
-                  anchor: TraceBatches | None = None) -> tuple[Path, dict]:
+                  anchor: TraceBatches | None = None,
+                  peft_config: Any = None) -> tuple[Path, dict]:
     """GRPO or RLOO on ``records`` (prompt + task JSON); returns the final model dir, metrics.
-    With ``anchor``, every step also pays its supervised loss (:mod:`latent_env.trl.anchor`)."""
+    With ``anchor``, every step also pays its supervised loss (:mod:`latent_env.trl.anchor`);
+    with ``peft_config``, only LoRA adapters train (:mod:`latent_env.trl.lora`)."""
     from datasets import Dataset
 
     funcs, weights = reward_functions(env)
@@ -57,6 +59,7 @@ def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records
         args=config,
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
+        peft_config=peft_config,
     )
     trainer.anchor = anchor
     plain_head_on_cpu(trainer)

@@ -72,8 +72,9 @@ def micro_batch_order(records: list[dict], step_size: int, seed: int) -> list[di
 
 
 def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, config: Any,
-            resume: bool) -> tuple[Path, dict]:
-    """Train on ``records``; returns the final checkpoint dir and the trainer's last log."""
+            resume: bool, peft_config: Any = None) -> tuple[Path, dict]:
+    """Train on ``records``; returns the final checkpoint dir and the trainer's last log.
+    With ``peft_config`` (:func:`latent_env.trl.lora.peft_config`) only LoRA adapters train."""
     from datasets import Dataset
     from trl import SFTTrainer
 
@@ -91,6 +92,7 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, conf
         args=config,
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
+        peft_config=peft_config,
     )
     plain_head_on_cpu(trainer)
     result, final = train_and_save(trainer, tokenizer, out_dir, resume)

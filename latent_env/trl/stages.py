@@ -16,6 +16,7 @@ from latent_env.trl.data import (
     trace_kind,
     trace_kinds,
 )
+from latent_env.trl.lora import peft_config
 from latent_env.trl.pipeline import (
     RunContext,
     StageError,
@@ -74,8 +75,11 @@ def trainer_flags(ctx: RunContext) -> dict[str, Any]:
 def load_policy(ctx: RunContext, model_path: str) -> tuple[Any, Any]:
     from latent_env.models import checkpoint_path, load_model
 
-    # A real path, so trainers that reload the model by name (RLOO's reference model) can.
-    model, tokenizer = load_model(checkpoint_path(model_path), threads=ctx.pipeline.threads or None)
+    # A real path, so trainers that reload the model by name (RLOO's reference model) can, and
+    # absolute, so a LoRA adapter records a base that loads from any working directory.
+    path = checkpoint_path(model_path)
+    path = str(Path(path).resolve()) if Path(path).exists() else path
+    model, tokenizer = load_model(path, threads=ctx.pipeline.threads or None)
     model.train()
     return model, tokenizer
 
@@ -97,7 +101,8 @@ def run_sft_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
         seed=ctx.seed, report_to=ctx.report_to, micro_batch_size=ctx.sft.sft_micro_batch_size,
         **trainer_flags(ctx),
     )
-    final, metrics = run_sft(model, tokenizer, records, out, config, ctx.pipeline.resume)
+    final, metrics = run_sft(model, tokenizer, records, out, config, ctx.pipeline.resume,
+                             peft_config=peft_config(ctx.lora))
     metrics["traces"] = kinds
     if ctx.sft.bootstrap_k > 0:
         final, metrics["bootstrap"] = run_bootstrap(ctx, final)
@@ -125,7 +130,8 @@ def run_bootstrap(ctx: RunContext, model_path: Path) -> tuple[Path, dict]:
         micro_batch_size=ctx.sft.sft_micro_batch_size, **trainer_flags(ctx),
     )
     records = sft_records(env, kept_tasks, kept_latents)
-    final, metrics = run_sft(model, tokenizer, records, out, config, ctx.pipeline.resume)
+    final, metrics = run_sft(model, tokenizer, records, out, config, ctx.pipeline.resume,
+                             peft_config=peft_config(ctx.lora))
     return final, {**stats, **metrics, "trained": True}
 
 
@@ -159,7 +165,8 @@ def run_rl_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
 
         final, metrics = run_online_rl(ctx.pipeline.algo, model, tokenizer, env, records, config,
                                        out, ctx.pipeline.resume,
-                                       anchor=rl_anchor(ctx, env, tokenizer))
+                                       anchor=rl_anchor(ctx, env, tokenizer),
+                                       peft_config=peft_config(ctx.lora))
     if screening:
         metrics["screening"] = screening
     return final, metrics
