@@ -72,6 +72,27 @@ def test_tiny_bench_run_in_a_subprocess(tmp_path):
     assert (tmp_path / "tmp" / "report.html").is_file()
 
 
+def test_bench_on_a_text_file_in_a_subprocess(tmp_path):
+    from tests.test_tasks_rawtext import PROSE, TEXT
+
+    (tmp_path / "notes.txt").write_text(TEXT, encoding="utf-8")
+    done = run_cli("bench", "--model", "tiny-random", "--policy", "none", "--no-oracle-by-kind",
+                   "--tasks", "notes.txt?min_context_chars=20", "--out", "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["policies"]["none"]["episodes"] == 6  # one per number after 20 characters
+    assert {e["task_id"] for e in results["episodes"]} == {f"notes/{i:04d}" for i in range(6)}
+
+    (tmp_path / "prose.txt").write_text(PROSE, encoding="utf-8")
+    bad = run_cli("bench", "--policy", "none", "--tasks", "prose.txt", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "latent-env bench: error: prose.txt: no tasks: the text has no number to split before "
+        '(mode "numbers"; mode "random" splits at any word); options change the cut: '
+        "'prose.txt?mode=random&min_context_chars=N'"
+    ]
+
+
 def test_a_user_mistake_in_a_subprocess_is_one_line(tmp_path):
     done = run_cli("bench", "--policy", "nonsense", "--tasks", str(HANDMADE), cwd=tmp_path)
     assert done.returncode == 2

@@ -6,12 +6,15 @@ import json
 import re
 import sys
 import types
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from latent_env.tasks import (
+    NoTasksError,
+    NoTasksWarning,
     TaskError,
     split_of,
     tasks_from_file,
@@ -38,10 +41,11 @@ class FakeScored:
 
 
 class FakeScorer:
-    """Digits are surprising (-6 nats), everything else is easy (-0.2 nats)."""
+    """Digits (or the tokens ``surprising`` picks) cost -6 nats, everything else -0.2 nats."""
 
-    def __init__(self, tokenizer=None):
+    def __init__(self, tokenizer=None, surprising=str.isdigit):
         self.tokenizer = tokenizer or FakeTokenizer()
+        self.surprising = surprising
         self.calls = []
 
     def score(self, contexts, continuations):
@@ -49,7 +53,7 @@ class FakeScorer:
         results = []
         for cont in continuations:
             spans = self.tokenizer(cont, return_offsets_mapping=True)["offset_mapping"]
-            lps = [-6.0 if cont[s:e].strip().isdigit() else -0.2 for s, e in spans]
+            lps = [-6.0 if self.surprising(cont[s:e].strip()) else -0.2 for s, e in spans]
             results.append(FakeScored(lps, sum(lps), len(lps)))
         return results
 
@@ -116,12 +120,86 @@ def test_loss_mode_picks_the_most_surprising_positions():
     tasks = tasks_from_text(TEXT, mode="loss", scorer=scorer, max_tasks=3,
                             n_continuation_tokens=4, min_context_chars=20, loss_window_tokens=16)
     assert len(scorer.calls) == 1 and len(scorer.calls[0][0]) > 1  # one batched, windowed call
-    # The three spans with the most digit tokens ahead; " 1,20" is four tokens: " 1" "," "2" "0".
-    assert [t.continuation for t in tasks] == [" 1998", " 42 boats, and", " 1,20"]
+    # The three spans with the most digit tokens ahead; four tokens of " 1,200" are " 1" "," "2"
+    # "0", and the cut is extended to the end of the number.
+    assert [t.continuation for t in tasks] == [" 1998", " 42 boats, and", " 1,200"]
     for task in tasks:
         check_split(task, TEXT)
         assert task.continuation.strip()[0].isdigit()
         assert task.meta["mode"] == "loss"
+
+
+MUSEUM = ("The museum counts its visitors every month, and the numbers kept climbing all "
+          "through the spring. The guides expect the summer to be busier still: July should see "
+          "about 8,400 visitors, and the unrecorded August even more.")
+
+
+def test_loss_mode_never_cuts_inside_a_number_or_a_word():
+    # Seven tokens from " July" end at " 8" "," "4": the cut moves to the end of "8,400".
+    scorer = FakeScorer(surprising=lambda tok: tok == "July")
+    (task,) = tasks_from_text(MUSEUM, mode="loss", scorer=scorer, max_tasks=1,
+                              n_continuation_tokens=7, min_context_chars=20)
+    assert task.continuation == " July should see about 8,400"
+    check_split(task, MUSEUM)
+
+    class PieceTokenizer(FakeTokenizer):
+        pattern = re.compile(r"\s*(?:\d|[^\s\d]{1,3})")  # " unr", "eco", "rde", "d"
+
+    scorer = FakeScorer(PieceTokenizer(), surprising=lambda tok: tok == "unr")
+    (task,) = tasks_from_text(MUSEUM, mode="loss", scorer=scorer, max_tasks=1,
+                              n_continuation_tokens=2, min_context_chars=20)
+    assert task.continuation == " unrecorded"  # not " unreco"
+    check_split(task, MUSEUM)
+
+
+def test_numbers_mode_with_a_tokenizer_keeps_numbers_whole():
+    tasks = tasks_from_text(MUSEUM, mode="numbers", n_continuation_tokens=2,
+                            tokenizer=FakeTokenizer(), min_context_chars=20)
+    assert [t.continuation for t in tasks] == [" 8,400"]  # two tokens: " 8" ","
+
+
+@pytest.mark.parametrize("tail, n_tokens, continuation", [
+    ("walked about 3.5 km home", 2, " 3.5"),  # " 3" "." would end mid-number
+    ("counted 1_000 units", 2, " 1_000"),
+    ("was built in 1998. Then it", 5, " 1998."),  # a full stop is not a separator
+    ("grew in the 1990s, when", 4, " 1990s"),  # no cut between "0" and "s"
+])
+def test_continuations_end_on_whole_numbers(tail, n_tokens, continuation):
+    text = "A short history of the village, told plainly: it " + tail
+    (task,) = tasks_from_text(text, mode="numbers", n_continuation_tokens=n_tokens,
+                              tokenizer=FakeTokenizer(), min_context_chars=10)
+    assert task.continuation == continuation
+
+
+PROSE = "Nothing here is counted; the river runs quietly past the mill and the fields. " * 5
+
+
+@pytest.mark.parametrize("text, kwargs, reason", [
+    (PROSE, {}, 'no number to split before (mode "numbers"; mode "random"'),
+    ("Only 3 words.", {"mode": "numbers"}, "its only number is in the first 200 characters "
+                                          "(min_context_chars"),
+    ("Short text, 4 and 5.", {"min_context_chars": 50}, "all 2 of its numbers are in the first "
+                                                        "50 characters"),
+    ("A few words only.", {"mode": "random"}, "every word starts in the first 200 characters"),
+    ("   \n", {"mode": "random"}, "the text is empty"),
+    (TEXT, {"max_tasks": 0}, "max_tasks is 0"),
+])
+def test_no_tasks_says_why(text, kwargs, reason):
+    with pytest.warns(NoTasksWarning, match=re.escape(reason)):
+        assert tasks_from_text(text, **kwargs) == []
+    with pytest.raises(NoTasksError, match=re.escape(reason)) as caught:
+        tasks_from_text(text, on_empty="raise", **kwargs)
+    assert reason in caught.value.reason
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert tasks_from_text(text, on_empty="ignore", **kwargs) == []
+    with pytest.raises(TaskError, match="on_empty must be one of"):
+        tasks_from_text(text, on_empty="loud", **kwargs)
+
+
+def test_loss_mode_says_why_when_the_text_is_too_short():
+    with pytest.warns(NoTasksWarning, match="every word starts in the first 200 characters"):
+        assert tasks_from_text("Too short to cut.", mode="loss", scorer=FakeScorer()) == []
 
 
 def test_loss_mode_needs_a_matching_scorer():
@@ -163,6 +241,11 @@ def test_tasks_from_file(tmp_path):
     path.write_bytes(b"caf\xe9 " * 10)
     with pytest.raises(TaskError, match="not valid UTF-8"):
         tasks_from_file(path)
+    path.write_text(PROSE, encoding="utf-8")
+    with pytest.warns(NoTasksWarning, match=f"^{re.escape(str(path))}: no tasks: the text has no "):
+        assert tasks_from_file(path) == []
+    with pytest.raises(NoTasksError, match=f"^{re.escape(str(path))}: no tasks: "):
+        tasks_from_file(path, on_empty="raise")
 
 
 def test_tasks_from_hf_dataset(tmp_path):
@@ -177,6 +260,28 @@ def test_tasks_from_hf_dataset(tmp_path):
     assert [t.answer for t in tasks][:2] == ["1998", "42"]
     with pytest.raises(TaskError, match='no column "text"'):
         tasks_from_hf_dataset(jsonl)
+
+
+def test_tasks_from_hf_dataset_splits_and_no_tasks(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    splits = {"train": datasets.Dataset.from_dict({"text": [TEXT]}),
+              "test": datasets.Dataset.from_dict({"text": [TEXT.replace("42", "44")]})}
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "dd"))
+    test = tasks_from_hf_dataset(tmp_path / "dd", split="test", min_context_chars=20)
+    assert "44" in [t.answer for t in test] and "42" not in [t.answer for t in test]
+    with pytest.raises(TaskError, match='no split "validation" \\(has train, test\\)'):
+        tasks_from_hf_dataset(tmp_path / "dd", split="validation")
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "test.jsonl").write_text(json.dumps({"text": TEXT}) + "\n", encoding="utf-8")
+    assert tasks_from_hf_dataset(folder, split="test", min_context_chars=20)[0].answer == "1998"
+
+    datasets.Dataset.from_dict({"text": ["", "Too short: 3.", PROSE]}).save_to_disk(
+        str(tmp_path / "prose"))
+    with pytest.warns(NoTasksWarning) as caught:
+        assert tasks_from_hf_dataset(tmp_path / "prose") == []
+    assert len(caught) == 1  # one warning for the dataset, not one per row
+    assert "no row gave a task (first, row 1: its only number" in str(caught[0].message)
 
 
 # ---- reasoning-gym -------------------------------------------------------------------------

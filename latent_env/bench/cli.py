@@ -66,8 +66,13 @@ def add_bench_subparser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--policy", action="append", required=True, metavar="SPEC",
                         help="a policy to run; repeat for several (the first is the paired baseline)")
     parser.add_argument("--tasks", default="synthetic",
-                        help="suite name (synthetic, synthetic-small, founding) or FILE.jsonl")
-    parser.add_argument("--split", default="test", help="split of a named suite")
+                        help="suite name (synthetic, synthetic-small, founding), FILE.jsonl, a "
+                        "directory of <split>.jsonl files, raw text FILE.txt|FILE.md (cut right "
+                        "before each number; 'FILE.txt?mode=random&max_tasks=N' for word "
+                        "boundaries), or hf:PATH, a local Hugging Face dataset (its 'text' "
+                        "column); README 'Raw text as tasks' lists the options")
+    parser.add_argument("--split", default="test",
+                        help="split of a named suite, a directory or an hf: dataset with splits")
     parser.add_argument("--episodes", type=int, default=None,
                         help="episodes per policy (default: every selected task once); tasks "
                         "are interleaved by family, and reused from the start when N is larger")

@@ -44,7 +44,9 @@ split) and ``synthetic`` (train 200 / validation 20 / test 25 per family). Split
 a context: each context is owned by one split through a hash (see :mod:`.suites`).
 
 Other sources: :func:`tasks_from_text` / :func:`tasks_from_file` /
-:func:`tasks_from_hf_dataset` cut raw text at numbers, random words or high-loss positions;
+:func:`tasks_from_hf_dataset` cut raw text at numbers, random words or high-loss positions
+(no task: a :class:`NoTasksWarning` naming why); :func:`load_tasks` takes a ``.txt``/``.md``
+file or ``hf:PATH`` (a local dataset) as well, with ``?key=value`` options (:mod:`.textspec`);
 :func:`tasks_from_reasoning_gym` adapts the optional reasoning-gym package.
 :func:`corpus_tasks` cuts tasks from the passages of a corpus (:func:`read_texts`, or the
 bundled Python docs, :func:`bundled_documents`) that one split owns (:mod:`.corpus`).
@@ -60,7 +62,13 @@ from latent_env.tasks.corpus import (
 )
 from latent_env.tasks.families import DIFFICULTIES, FAMILIES, generate_task
 from latent_env.tasks.jsonl import load_jsonl, write_jsonl
-from latent_env.tasks.rawtext import tasks_from_file, tasks_from_hf_dataset, tasks_from_text
+from latent_env.tasks.rawtext import (
+    NoTasksError,
+    NoTasksWarning,
+    tasks_from_file,
+    tasks_from_hf_dataset,
+    tasks_from_text,
+)
 from latent_env.tasks.reasoning_gym import tasks_from_reasoning_gym
 from latent_env.tasks.suites import (
     FOUNDING_TASK,
@@ -76,7 +84,8 @@ from latent_env.tasks.suites import (
 from latent_env.tasks.task import Task, TaskError, TaskFormatError
 
 __all__ = [
-    "DIFFICULTIES", "FAMILIES", "FOUNDING_TASK", "SPLITS", "SUITES", "Suite", "Task",
+    "DIFFICULTIES", "FAMILIES", "FOUNDING_TASK", "NoTasksError", "NoTasksWarning", "SPLITS",
+    "SUITES", "Suite", "Task",
     "TaskError", "TaskFormatError", "context_key", "generate_task", "list_suites",
     "load_jsonl", "load_tasks", "make_suite", "split_of", "tasks_from_file",
     "tasks_from_hf_dataset", "tasks_from_reasoning_gym", "tasks_from_text", "write_jsonl",

@@ -106,7 +106,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         sizes = "/".join(str(suite.sizes.get(s, 0)) for s in SPLITS)
         print(f"  {suite.name:<16} {sizes:<10} {suite.description}")
     print("  (also accepted: a .jsonl file, a directory of <split>.jsonl files, "
-          "reasoning_gym:NAME)")
+          "reasoning_gym:NAME, raw text FILE.txt|FILE.md, hf:PATH to a local dataset)")
     print(f"Families (difficulty {DIFFICULTIES[0]}-{DIFFICULTIES[-1]}; [kinds of latent expected "
           "to help]):")
     for name in FAMILIES:
@@ -171,9 +171,10 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
     show = sub.add_parser("show", help="pretty-print a few tasks", formatter_class=_FORMATTER,
                           description=cmd_show.__doc__)
     show.add_argument("spec", metavar="PATH_OR_SUITE",
-                      help="suite name, .jsonl file, directory of split files, reasoning_gym:NAME")
+                      help="suite name, .jsonl file, directory of split files, reasoning_gym:NAME, "
+                      "raw text FILE.txt|FILE.md[?mode=random&...], hf:PATH (a local dataset)")
     show.add_argument("--split", default="test", choices=SPLITS,
-                      help="split of a suite or directory")
+                      help="split of a suite, directory or hf: dataset with splits")
     show.add_argument("--limit", type=int, default=3, metavar="N",
                       help="tasks to show (-1 for all)")
     show.set_defaults(func=cmd_show)

@@ -213,8 +213,9 @@ def _passage_rng(seed: int, passage: Passage) -> np.random.Generator:
 
 def _number_offsets(text: str) -> set[int]:
     """Offsets where a split would fall right before a number."""
+    # A passage without numbers is common here, not worth a warning.
     return {t.meta["offset"] for t in tasks_from_text(text, "numbers", min_context_chars=0,
-                                                      max_context_chars=None)}
+                                                      max_context_chars=None, on_empty="ignore")}
 
 
 def _mode_pool(
@@ -226,7 +227,7 @@ def _mode_pool(
     pool: list[tuple[Passage, Task]] = []
     for passage in split_passages:
         found = tasks_from_text(passage.text, mode, rng=_passage_rng(seed, passage),
-                                max_tasks=per_passage, **cut)
+                                max_tasks=per_passage, on_empty="ignore", **cut)
         if mode == "random":
             numbers = _number_offsets(passage.text)
             found = [t for t in found if t.meta["offset"] not in numbers]

@@ -27,6 +27,7 @@ import numpy as np
 from latent_env.tasks.families import FAMILIES, check_difficulty, check_family
 from latent_env.tasks.jsonl import load_jsonl
 from latent_env.tasks.task import Task, TaskError
+from latent_env.tasks.textspec import is_text_spec, load_text_spec
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 # Per-mille ranges of the context hash owned by each split.
@@ -179,6 +180,9 @@ def load_tasks(spec: str | os.PathLike[str], split: str = "test") -> list[Task]:
     A file is loaded whole (``split`` does not filter it); a directory written by
     ``latent-env tasks make --split all --out DIR`` is read as ``DIR/<split>.jsonl``.
     ``reasoning_gym:NAME`` builds tasks from a reasoning-gym dataset (optional dependency).
+    Raw text is cut into tasks (:mod:`.textspec`): a ``.txt``/``.md`` file, or ``hf:PATH``, a
+    local Hugging Face dataset read at ``split`` when it has splits, each optionally followed by
+    ``?key=value&...`` (e.g. ``notes.txt?mode=random``). Every CLI's ``--tasks`` comes here.
     """
     text = os.fspath(spec)
     if text in SUITES:
@@ -189,6 +193,8 @@ def load_tasks(spec: str | os.PathLike[str], split: str = "test") -> list[Task]:
         _check_split(split)
         size = SUITES["synthetic"].sizes[split]
         return tasks_from_reasoning_gym(text.partition(":")[2], size=size, split=split)
+    if is_text_spec(text):
+        return load_text_spec(text, split)
     path = Path(text)
     if path.is_dir():
         _check_split(split)
@@ -197,4 +203,5 @@ def load_tasks(spec: str | os.PathLike[str], split: str = "test") -> list[Task]:
         return load_jsonl(path)
     if text.endswith(".jsonl"):
         raise TaskError(f"{text}: no such task file")
-    raise TaskError(f'"{text}" is neither a suite ({", ".join(SUITES)}) nor a task file')
+    raise TaskError(f'"{text}" is neither a suite ({", ".join(SUITES)}) nor a task file '
+                    "(.jsonl, a directory of <split>.jsonl, .txt/.md text, hf:PATH)")
