@@ -43,6 +43,8 @@ def test_bad_stage_order_and_algo_are_rejected_with_a_fix():
         SFTArguments(sft_trace_style="verbose")
     with pytest.raises(ValueError, match="--sft_micro_batch_size must divide"):
         SFTArguments(sft_batch_size=8, sft_micro_batch_size=3)
+    with pytest.raises(ValueError, match="--save_every_minutes must be >= 0"):
+        PipelineArguments(save_every_minutes=-1)
     for bad in ("code", "code=0", "prose=3", "code=x"):
         with pytest.raises(ValueError, match="--train_per_kind: .* is not KIND=N"):
             PipelineArguments(train_per_kind=bad)
@@ -66,6 +68,38 @@ def test_train_per_kind_sizes_each_family_and_keeps_sft_and_rl_apart(tmp_path):
         assert {per_family[t.family] for t in tasks if trace_kind(t) == "reasoning"} == {3}
         assert {per_family[t.family] for t in tasks if trace_kind(t) == "empty"} == {2}
     assert not {t.id for t in parts["sft"]} & {t.id for t in parts["rl"]}
+
+
+def test_supervised_stages_checkpoint_and_log_as_the_preset_and_flags_say(tmp_path):
+    from latent_env.trl.pipeline import build_context
+    from latent_env.trl.sft import sft_config
+    from latent_env.trl.stages import trainer_flags
+
+    def sft_settings(*flags: str) -> tuple:
+        parsed = train_rl.parse([*flags, "--run_dir", str(tmp_path / str(len(flags)))])
+        ctx = build_context(*parsed[:4], parsed[5], parsed[4])
+        config = sft_config(tmp_path, epochs=1, max_steps=-1, learning_rate=1e-4, batch_size=8,
+                            seed=0, report_to=[], **trainer_flags(ctx))
+        return config.save_steps, config.save_total_limit, config.logging_steps
+
+    assert sft_settings() == (10, 1, 5)  # the default preset's
+    assert sft_settings("--preset", "smoke") == (2, 1, 1)
+    assert sft_settings("--save_steps", "7", "--save_total_limit", "3",
+                        "--logging_steps", "2") == (7, 3, 2)
+
+
+def test_state_json_is_written_before_any_work_so_resume_finds_the_run(tmp_path):
+    from latent_env.trl.pipeline import build_context, resolve_run_dir
+
+    run_dir = tmp_path / "20260101-000000"
+    pipeline, sft, latent, evaluation, rl, lora, trl_config = train_rl.parse(
+        ["--preset", "smoke", "--run_dir", str(run_dir)])
+    build_context(pipeline, sft, latent, evaluation, trl_config, rl, lora)
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["stages"] == {} and state["running"] is None
+    assert state["config"] == json.loads((run_dir / "config.json").read_text())
+    assert state["config"]["pipeline"]["save_every_minutes"] == 5.0
+    assert resolve_run_dir("", True, root=tmp_path) == run_dir
 
 
 def test_default_preset_leaves_room_for_the_longest_gold_latent(tmp_path):
@@ -224,6 +258,39 @@ def test_a_killed_run_resumes_without_repeating_finished_stages(tmp_path):
     assert again.returncode == 0 and "[sft] finished earlier" in again.stdout
     assert "[latent] finished earlier" in again.stdout
     assert (run_dir / "sft" / "final" / "config.json").stat().st_mtime_ns == final_mtime
+
+
+@pytest.mark.slow
+def test_a_run_killed_before_its_first_step_checkpoint_resumes_from_a_timed_one(tmp_path):
+    """No --run_dir: --resume must find the run in runs/ by the state.json written at its start,
+    and continue SFT from the checkpoint written by time (save_steps is never reached)."""
+    args = [str(ROOT / "train_rl.py"), "--preset", "smoke", "--stages", "sft",
+            "--eval_per_family", "0", "--sft_max_steps", "40", "--save_steps", "1000",
+            "--save_every_minutes", "0.01"]
+    proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob("runs/*/sft/checkpoint-*/trainer_state.json")):
+        assert proc.poll() is None, "the run ended before its first timed checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (run_dir,) = tmp_path.glob("runs/*")
+    checkpoint = last_checkpoint(run_dir / "sft")
+    saved_step = int(checkpoint.name.split("-")[-1])
+    assert 1 <= saved_step < 40 and not (run_dir / "sft" / "final").exists()
+    assert json.loads((run_dir / "state.json").read_text())["running"] == "sft"
+    resumed = subprocess.run([sys.executable, *args, "--resume"], cwd=tmp_path, env=ENV,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {checkpoint.relative_to(tmp_path)}" in resumed.stdout
+    # It trains the remaining steps only (the smoke preset logs every step).
+    assert resumed.stdout.count("{'loss'") == 40 - saved_step
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["running"] is None and state["stages"]["sft"]["metrics"]["steps"] == 40
+    assert (run_dir / "sft" / "final" / "config.json").is_file()
 
 
 @pytest.mark.slow

@@ -49,3 +49,16 @@ def test_run_state_survives_a_reload_and_forgets_a_missing_model(tmp_path):
     state = RunState(tmp_path)
     assert state.finished("sft") == {"model": str(model), "metrics": {"steps": 3}}
     assert state.finished("rl") is None
+
+
+def test_run_state_records_the_config_and_the_running_stage_from_the_start(tmp_path):
+    RunState(tmp_path).begin({"pipeline": {"preset": "smoke"}})
+    assert RunState(tmp_path).data == {"stages": {}, "running": None,
+                                       "config": {"pipeline": {"preset": "smoke"}}}
+    RunState(tmp_path).start("sft")  # a kill now leaves this on disk
+    state = RunState(tmp_path)
+    assert state.data["running"] == "sft" and state.data["config"]["pipeline"]["preset"] == "smoke"
+    (tmp_path / "sft" / "final").mkdir(parents=True)
+    state.mark("sft", tmp_path / "sft" / "final", {"steps": 2})
+    assert RunState(tmp_path).data["running"] is None
+    assert RunState(tmp_path).finished("sft")["metrics"] == {"steps": 2}

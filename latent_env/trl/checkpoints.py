@@ -60,23 +60,49 @@ def save_final(trainer: Any, tokenizer: Any, out_dir: Path) -> Path:
     return final
 
 
-def train_and_save(trainer: Any, tokenizer: Any, out_dir: Path, resume: bool) -> tuple[Any, Path]:
-    """Train (from the last checkpoint when resuming), then save ``out_dir/final``."""
+def train_and_save(trainer: Any, tokenizer: Any, out_dir: Path, resume: bool,
+                   save_every_minutes: float = 0.0) -> tuple[Any, Path]:
+    """Train (from the last checkpoint when resuming), then save ``out_dir/final``.
+
+    Besides the trainer's own step-based saves, a checkpoint is written after every
+    ``save_every_minutes`` of training (:class:`~latent_env.trl.timed_save.SaveEveryMinutes`;
+    0 turns that off).
+    """
+    from latent_env.trl.timed_save import SaveEveryMinutes
+
+    if save_every_minutes > 0 and trainer.args.save_strategy != "no":  # "no" means none at all
+        trainer.add_callback(SaveEveryMinutes(save_every_minutes))
     checkpoint = last_checkpoint(out_dir) if resume else None
     if checkpoint:
         print(f"resuming from {checkpoint}")
+    elif resume:
+        print(f"no checkpoint in {out_dir}: training from the first step")
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     return result, save_final(trainer, tokenizer, out_dir)
 
 
 class RunState:
-    """``state.json`` in the run directory: which stages finished and where their models are."""
+    """``state.json`` in the run directory: the resolved configuration, the stage running now
+    (``running``; null between stages), which stages finished and where their models are.
+
+    It is written when the run starts, before any work, so ``--resume`` finds a run however
+    early it was killed.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self.path = run_dir / STATE_FILE
-        self.data: dict[str, Any] = {"stages": {}}
+        self.data: dict[str, Any] = {"stages": {}, "running": None}
         if self.path.is_file():
-            self.data = json.loads(self.path.read_text())
+            self.data = {**self.data, **json.loads(self.path.read_text())}
+
+    def begin(self, config: dict[str, Any]) -> None:
+        """Record the configuration this (possibly resumed) run goes on with, and save."""
+        self.data["config"] = config
+        self.save()
+
+    def start(self, stage: str) -> None:
+        self.data["running"] = stage
+        self.save()
 
     def finished(self, stage: str) -> dict[str, Any] | None:
         entry = self.data["stages"].get(stage)
@@ -86,6 +112,7 @@ class RunState:
 
     def mark(self, stage: str, model: Path, metrics: dict[str, Any]) -> None:
         self.data["stages"][stage] = {"model": str(model), "metrics": metrics}
+        self.data["running"] = None
         self.save()
 
     def save(self) -> None:

@@ -59,6 +59,10 @@ class PipelineArguments:
         "help": "keep a finished stage's Trainer checkpoints (model and optimiser state: 1.6 GB "
                 "a stage for the default model); by default they are deleted once the stage's "
                 "final model is saved and marked finished, since --resume skips finished stages"})
+    save_every_minutes: float = field(default=5.0, metadata={
+        "help": "also write a Trainer checkpoint once this many minutes of training have passed "
+                "since the last one, whatever --save_steps says, so a killed stage resumes having "
+                "lost at most that much (0: step-based checkpoints only)"})
     threads: int = field(default=0, metadata={"help": "torch threads (0: LATENT_ENV_THREADS "
                                                        "or all cores)"})
     train_per_family: int = field(default=40, metadata={
@@ -99,6 +103,8 @@ class PipelineArguments:
         if self.train_per_family < 1:
             raise ValueError("--train_per_family must be at least 1")
         self.per_kind()  # rejects a malformed --train_per_kind now, not when SFT starts
+        if not self.save_every_minutes >= 0:  # NaN too
+            raise ValueError(f"--save_every_minutes must be >= 0, got {self.save_every_minutes}")
         if self.text_per_mode < 1:
             raise ValueError("--text_per_mode must be at least 1")
         if self.text and not Path(self.text).exists():

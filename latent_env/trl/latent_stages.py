@@ -73,7 +73,8 @@ def run_latent_tuning(ctx: RunContext, model_path: str, stage: str,
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset,
                          processing_class=tokenizer)
     plain_head_on_cpu(trainer)
-    result, final = train_and_save(trainer, tokenizer, out, ctx.pipeline.resume)
+    result, final = train_and_save(trainer, tokenizer, out, ctx.pipeline.resume,
+                                   ctx.pipeline.save_every_minutes)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     inserted = sum(len(e.thinking_positions) for e in examples)
     return final, {

@@ -7,8 +7,10 @@
     rl      GRPO (default), RLOO or PPO on the environment's reward
 
 Every stage reads the model the previous stage wrote and writes ``RUN/<stage>/final``;
-``RUN/state.json`` records finished stages, so ``--resume`` skips them and restarts an interrupted
-stage from its last Trainer checkpoint. The run ends with a before/after table on the test split.
+``RUN/state.json``, written before any work, records the configuration, the stage running and the
+finished stages, so ``--resume`` skips finished stages and restarts an interrupted one from its
+last Trainer checkpoint (saved every ``save_steps`` and every ``--save_every_minutes``). The run
+ends with a before/after table on the test split.
 """
 
 from __future__ import annotations
@@ -103,7 +105,8 @@ def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: Latent
     ctx = RunContext(pipeline, sft, latent, evaluation, trl_config, run_dir, RunState(run_dir),
                      rl=rl, lora=lora, report_to=[r for r in report_to if r != "none"])
     if is_main_process():
-        write_resolved_config(ctx)
+        # state.json before any work, so --resume finds the run however early it is killed.
+        ctx.state.begin(write_resolved_config(ctx))
     return ctx
 
 
@@ -122,10 +125,11 @@ def resolved_config(pipeline: Any, sft: Any, latent: Any, evaluation: Any, rl: A
     }
 
 
-def write_resolved_config(ctx: RunContext) -> None:
+def write_resolved_config(ctx: RunContext) -> dict[str, Any]:
     resolved = resolved_config(ctx.pipeline, ctx.sft, ctx.latent, ctx.evaluation, ctx.rl,
                                ctx.trl_config, ctx.lora)
     (ctx.run_dir / "config.json").write_text(json.dumps(resolved, indent=2, default=str))
+    return resolved
 
 
 def make_env(ctx: RunContext) -> Any:
@@ -189,6 +193,8 @@ def run_pipeline(ctx: RunContext) -> dict[str, Any]:
             ctx.metrics[stage] = done["metrics"]
             continue
         print(f"[{stage}] starting from {model_path}")
+        if is_main_process():
+            ctx.state.start(stage)
         t0 = time.perf_counter()
         final, metrics = stages.RUNNERS[stage](ctx, model_path)
         metrics["seconds"] = round(time.perf_counter() - t0, 1)

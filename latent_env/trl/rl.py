@@ -44,10 +44,12 @@ def reward_functions(env: LatentEnv) -> tuple[list[Any], list[float]]:
 def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records: list[dict],
                   config: Any, out_dir: Path, resume: bool,
                   anchor: TraceBatches | None = None,
-                  peft_config: Any = None) -> tuple[Path, dict]:
+                  peft_config: Any = None,
+                  save_every_minutes: float = 0.0) -> tuple[Path, dict]:
     """GRPO or RLOO on ``records`` (prompt + task JSON); returns the final model dir, metrics.
     With ``anchor``, every step also pays its supervised loss (:mod:`latent_env.trl.anchor`);
-    with ``peft_config``, only LoRA adapters train (:mod:`latent_env.trl.lora`)."""
+    with ``peft_config``, only LoRA adapters train (:mod:`latent_env.trl.lora`). Checkpoints
+    follow ``config``'s save settings and ``save_every_minutes``."""
     from datasets import Dataset
 
     funcs, weights = reward_functions(env)
@@ -63,7 +65,7 @@ def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records
     )
     trainer.anchor = anchor
     plain_head_on_cpu(trainer)
-    _, final = train_and_save(trainer, tokenizer, out_dir, resume)
+    _, final = train_and_save(trainer, tokenizer, out_dir, resume, save_every_minutes)
     return final, summarise_log(trainer.state.log_history)
 
 

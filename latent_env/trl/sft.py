@@ -14,9 +14,11 @@ from latent_env.trl.cpu_head import plain_head_on_cpu
 def sft_config(out_dir: Path, *, epochs: float, max_steps: int, learning_rate: float,
                batch_size: int, seed: int, report_to: list[str], max_length: int = 640,
                activation_checkpointing: bool = False, bf16: bool = False,
-               micro_batch_size: int = 0) -> Any:
+               micro_batch_size: int = 0, logging_steps: float = 5, save_strategy: str = "steps",
+               save_steps: float = 20, save_total_limit: int | None = 1) -> Any:
     """TRL's SFTConfig for one supervised stage: ``batch_size`` traces a step, in forward passes
-    of ``micro_batch_size`` (0: one pass) ordered by :func:`micro_batch_order`."""
+    of ``micro_batch_size`` (0: one pass) ordered by :func:`micro_batch_order`. Logging and
+    checkpointing follow the arguments (the pipeline passes the preset's and the flags')."""
     from trl import SFTConfig
 
     micro = micro_batch_size or batch_size
@@ -33,10 +35,10 @@ def sft_config(out_dir: Path, *, epochs: float, max_steps: int, learning_rate: f
         gradient_accumulation_steps=batch_size // micro,
         # With micro-batches, run_sft draws and orders the steps itself (micro_batch_order).
         train_sampling_strategy="sequential" if micro < batch_size else "random",
-        logging_steps=5,
-        save_strategy="steps",
-        save_steps=20,
-        save_total_limit=1,
+        logging_steps=logging_steps,
+        save_strategy=save_strategy,
+        save_steps=save_steps,
+        save_total_limit=save_total_limit,
         report_to=report_to,
         seed=seed,
         max_length=max_length,
@@ -72,9 +74,11 @@ def micro_batch_order(records: list[dict], step_size: int, seed: int) -> list[di
 
 
 def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, config: Any,
-            resume: bool, peft_config: Any = None) -> tuple[Path, dict]:
-    """Train on ``records``; returns the final checkpoint dir and the trainer's last log.
-    With ``peft_config`` (:func:`latent_env.trl.lora.peft_config`) only LoRA adapters train."""
+            resume: bool, peft_config: Any = None,
+            save_every_minutes: float = 0.0) -> tuple[Path, dict]:
+    """Train on ``records`` (checkpointing as :func:`train_and_save` does); returns the final
+    checkpoint dir and the trainer's last log. With ``peft_config``
+    (:func:`latent_env.trl.lora.peft_config`) only LoRA adapters train."""
     from datasets import Dataset
     from trl import SFTTrainer
 
@@ -95,7 +99,7 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, conf
         peft_config=peft_config,
     )
     plain_head_on_cpu(trainer)
-    result, final = train_and_save(trainer, tokenizer, out_dir, resume)
+    result, final = train_and_save(trainer, tokenizer, out_dir, resume, save_every_minutes)
     history = [h for h in trainer.state.log_history if "loss" in h]
     return final, {
         "train_loss": result.training_loss,

@@ -66,10 +66,14 @@ def record_task_ids(out: Path, tasks: list[Any]) -> None:
 
 
 def trainer_flags(ctx: RunContext) -> dict[str, Any]:
-    """Memory/precision flags the supervised stages share with the RL trainer's config."""
+    """Memory, precision, logging and checkpoint settings the supervised stages take from the RL
+    trainer's config, where the preset and the command line put them (``--save_steps``, …)."""
     config = ctx.trl_config
+    saving = {name: getattr(config, name) for name in
+              ("logging_steps", "save_strategy", "save_steps", "save_total_limit")
+              if hasattr(config, name)}
     return {"activation_checkpointing": bool(getattr(config, "activation_checkpointing", False)),
-            "bf16": bool(getattr(config, "bf16", False))}
+            "bf16": bool(getattr(config, "bf16", False)), **saving}
 
 
 def load_policy(ctx: RunContext, model_path: str) -> tuple[Any, Any]:
@@ -102,7 +106,8 @@ def run_sft_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
         **trainer_flags(ctx),
     )
     final, metrics = run_sft(model, tokenizer, records, out, config, ctx.pipeline.resume,
-                             peft_config=peft_config(ctx.lora))
+                             peft_config=peft_config(ctx.lora),
+                             save_every_minutes=ctx.pipeline.save_every_minutes)
     metrics["traces"] = kinds
     if ctx.sft.bootstrap_k > 0:
         final, metrics["bootstrap"] = run_bootstrap(ctx, final)
@@ -131,7 +136,8 @@ def run_bootstrap(ctx: RunContext, model_path: Path) -> tuple[Path, dict]:
     )
     records = sft_records(env, kept_tasks, kept_latents)
     final, metrics = run_sft(model, tokenizer, records, out, config, ctx.pipeline.resume,
-                             peft_config=peft_config(ctx.lora))
+                             peft_config=peft_config(ctx.lora),
+                             save_every_minutes=ctx.pipeline.save_every_minutes)
     return final, {**stats, **metrics, "trained": True}
 
 
@@ -166,7 +172,8 @@ def run_rl_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
         final, metrics = run_online_rl(ctx.pipeline.algo, model, tokenizer, env, records, config,
                                        out, ctx.pipeline.resume,
                                        anchor=rl_anchor(ctx, env, tokenizer),
-                                       peft_config=peft_config(ctx.lora))
+                                       peft_config=peft_config(ctx.lora),
+                                       save_every_minutes=ctx.pipeline.save_every_minutes)
     if screening:
         metrics["screening"] = screening
     return final, metrics
