@@ -77,7 +77,7 @@ def test_supervised_stages_checkpoint_and_log_as_the_preset_and_flags_say(tmp_pa
 
     def sft_settings(*flags: str) -> tuple:
         parsed = train_rl.parse([*flags, "--run_dir", str(tmp_path / str(len(flags)))])
-        ctx = build_context(*parsed[:4], parsed[5], parsed[4])
+        ctx = build_context(*parsed[:4], parsed[6], parsed[4], parsed[5])
         config = sft_config(tmp_path, epochs=1, max_steps=-1, learning_rate=1e-4, batch_size=8,
                             seed=0, report_to=[], **trainer_flags(ctx))
         return config.save_steps, config.save_total_limit, config.logging_steps
