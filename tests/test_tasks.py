@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,11 @@ from latent_env.tasks import (
     generate_task,
     list_suites,
     load_jsonl,
+    load_split,
     load_tasks,
     make_suite,
     split_of,
+    split_task_file,
     write_jsonl,
 )
 from latent_env.tasks.cli import add_tasks_subparser, main
@@ -299,6 +302,45 @@ def test_load_tasks_from_names_files_and_directories(tmp_path):
         load_tasks(tmp_path / "missing.jsonl")
     with pytest.raises(TaskError, match="neither a suite"):
         load_tasks("no-such-suite")
+
+
+def test_load_split_splits_one_file_by_its_split_field_else_the_context_hash(tmp_path):
+    suite = make_suite("synthetic-small", "all")
+    unmarked = [replace(t, id=f"u{i}", meta={k: v for k, v in t.meta.items() if k != "split"})
+                for i, t in enumerate(suite)]
+    path = tmp_path / "tasks.jsonl"
+    write_jsonl(path, [*suite, *unmarked])
+    splits = {split: load_split(path, split) for split in SPLITS}
+    for split, tasks in splits.items():
+        marked = [t for t in tasks if "split" in t.meta]
+        assert marked == make_suite("synthetic-small", split)
+        # the hash rule: the suites' own, so the unmarked copies land where the originals are
+        assert [t.id for t in tasks if "split" not in t.meta] == [
+            f"u{suite.index(t)}" for t in marked]
+    assert sum(map(len, splits.values())) == 2 * len(suite)  # every task in exactly one split
+    assert split_task_file(path) == splits
+    assert load_split("synthetic-small", "train") == make_suite("synthetic-small", "train")
+    write_jsonl(tmp_path / "dir" / "test.jsonl", unmarked[:1])  # a directory's files are kept
+    assert load_split(str(tmp_path / "dir"), "test") == unmarked[:1]
+
+
+def test_load_split_refuses_raw_text_whose_tasks_share_one_text(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("In 2019 the shop sold 1,250 bikes. " * 40)
+    assert load_tasks(str(notes))  # bench and gym.make read it whole
+    for spec in (str(notes), f"{notes}?mode=random", f"hf:{tmp_path}"):
+        with pytest.raises(TaskError, match="raw text has no train and test splits to keep "
+                                            "apart; train on it with train_rl.py --text FILE"):
+            load_split(spec, "train")
+
+
+def test_a_split_field_outside_the_splits_names_file_and_line(tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    write_jsonl(path, [FOUNDING_TASK, replace(FOUNDING_TASK, id="dev", meta={"split": "dev"})])
+    path.write_text(path.read_text().replace("\n", "\n\n", 1))  # a blank line moves it to 3
+    with pytest.raises(TaskFormatError, match=r'tasks.jsonl:3: "split" must be one of train, '
+                                              r"validation, test .*got 'dev'"):
+        load_split(path, "train")
 
 
 # ---- CLI -----------------------------------------------------------------------------------

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 import train_rl
+from latent_env.tasks import make_suite, write_jsonl
 from latent_env.trl.checkpoints import last_checkpoint
 from latent_env.trl.config import PipelineArguments, SFTArguments, available_presets
+from tests.test_trl_task_sets import unsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1",
@@ -193,6 +195,35 @@ def test_text_flag_mixes_raw_text_into_training_and_evaluation(tmp_path):
     assert any(i.startswith("text/train/") for i in train_ids)
     assert not any(e["task_id"] in train_ids for e in episodes)  # test passages only
     assert metrics["sft"]["traces"]["empty"] >= 6  # the text's positions are taught nothing
+
+
+def test_training_on_a_file_of_test_tasks_is_refused_in_one_line(tmp_path):
+    tasks = tmp_path / "test.jsonl"
+    write_jsonl(tasks, make_suite("synthetic-small", "test"))  # as `latent-env tasks make` writes
+    out = run_train("--preset", "smoke", "--tasks", str(tasks), "--stages", "sft",
+                    "--eval_per_family", "1", "--run_dir", str(tmp_path / "run"), timeout=300)
+    errors = [line for line in out.stderr.splitlines() if "error" in line.lower()]
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert len(errors) == 1 and errors[0].startswith(f"train_rl.py: error: --tasks {tasks}: no "
+                                                     "train tasks (its 52 tasks: 0 train, 0 "
+                                                     "validation, 52 test); give train tasks")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_one_task_file_is_split_into_disjoint_recorded_sets(tmp_path):
+    tasks = tmp_path / "tasks.jsonl"  # no "split" fields: split by a hash of each context
+    write_jsonl(tasks, unsplit(make_suite("synthetic-small", "all")))
+    run_dir = tmp_path / "run"
+    out = run_train("--preset", "smoke", "--tasks", str(tasks), "--stages", "sft",
+                    "--sft_max_steps", "1", "--eval_per_family", "1", "--run_dir", str(run_dir))
+    assert out.returncode == 0, out.stderr[-3000:]
+    sets = json.loads((run_dir / "tasks.json").read_text())["sets"]
+    ids = {name: {t["id"] for t in listed} for name, listed in sets.items()}
+    assert set(ids) == {"sft", "eval"} and not ids["sft"] & ids["eval"]
+    trained = {t["id"] for t in json.loads((run_dir / "sft" / "tasks.json").read_text())}
+    episodes = json.loads((run_dir / "eval" / "results.json").read_text())["episodes"]
+    assert trained == ids["sft"] and {e["task_id"] for e in episodes} == ids["eval"]
 
 
 def run_smoke_rl_stage(run_dir: Path, algo: str) -> None:

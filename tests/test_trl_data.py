@@ -8,7 +8,7 @@ import pytest
 
 from latent_env.env import LatentEnv
 from latent_env.scoring import LogLikScorer
-from latent_env.tasks import FAMILIES, Task, load_tasks
+from latent_env.tasks import FAMILIES, Task, load_tasks, write_jsonl
 from latent_env.tasks.families import EXPECTED_KINDS
 from latent_env.tools import load_tools
 from latent_env.trl.data import (
@@ -21,6 +21,7 @@ from latent_env.trl.data import (
     trace_kinds,
     trace_latent,
 )
+from tests.test_trl_task_sets import unsplit
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,15 @@ def test_rl_records_carry_the_task_for_the_reward(env):
     assert [Task.from_dict(json.loads(r["task"])) for r in records] == tasks
     assert all(r["prompt"] == [{"role": "user", "content": env.new_episode(t).prompt}]
                for r, t in zip(records, tasks))
+
+
+def test_split_tasks_of_one_file_keep_its_train_and_test_tasks_apart(tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    write_jsonl(path, unsplit(load_tasks("synthetic-small", "test"))
+                + load_tasks("synthetic-small", "train"))
+    train, test = split_tasks(str(path), "train", 4), split_tasks(str(path), "test", 4)
+    assert len(train) == len(test) == 4 * len(FAMILIES)
+    assert not {t.id for t in train} & {t.id for t in test}
 
 
 def test_take_per_family_interleaves_so_prefixes_are_balanced():

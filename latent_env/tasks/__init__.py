@@ -37,11 +37,13 @@ Synthetic families (``FAMILIES``; ``generate(rng, difficulty) -> Task``, difficu
 
 Each family mixes several surface templates (``meta["template"]``), names and units.
 
-Suites (``make_suite``, ``load_tasks``, ``list_suites``)
---------------------------------------------------------
+Suites (``make_suite``, ``load_tasks``, ``load_split``, ``list_suites``)
+----------------------------------------------------------------------
 ``founding`` (the founding example, one test task), ``synthetic-small`` (4 per family and
 split) and ``synthetic`` (train 200 / validation 20 / test 25 per family). Splits never share
 a context: each context is owned by one split through a hash (see :mod:`.suites`).
+A single task file has no splits of its own: :func:`load_split` splits it by each task's
+``"split"`` field, or without one by that same hash (:func:`split_task_file`).
 
 Other sources: :func:`tasks_from_text` / :func:`tasks_from_file` /
 :func:`tasks_from_hf_dataset` cut raw text at numbers, random words or high-loss positions
@@ -77,9 +79,12 @@ from latent_env.tasks.suites import (
     Suite,
     context_key,
     list_suites,
+    load_split,
     load_tasks,
     make_suite,
     split_of,
+    split_task_file,
+    task_file,
 )
 from latent_env.tasks.task import Task, TaskError, TaskFormatError
 
@@ -87,7 +92,8 @@ __all__ = [
     "DIFFICULTIES", "FAMILIES", "FOUNDING_TASK", "NoTasksError", "NoTasksWarning", "SPLITS",
     "SUITES", "Suite", "Task",
     "TaskError", "TaskFormatError", "context_key", "generate_task", "list_suites",
-    "load_jsonl", "load_tasks", "make_suite", "split_of", "tasks_from_file",
+    "load_jsonl", "load_split", "load_tasks", "make_suite", "split_of", "split_task_file",
+    "task_file", "tasks_from_file",
     "tasks_from_hf_dataset", "tasks_from_reasoning_gym", "tasks_from_text", "write_jsonl",
     "Passage", "bundled_documents", "corpus_passages", "corpus_tasks", "passages", "read_texts",
 ]

@@ -26,7 +26,7 @@ import numpy as np
 
 from latent_env.tasks.families import FAMILIES, check_difficulty, check_family
 from latent_env.tasks.jsonl import load_jsonl
-from latent_env.tasks.task import Task, TaskError
+from latent_env.tasks.task import Task, TaskError, TaskFormatError
 from latent_env.tasks.textspec import is_text_spec, load_text_spec
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
@@ -174,11 +174,63 @@ def _get_suite(name: str) -> Suite:
         raise TaskError(f'unknown suite "{name}" (known: {", ".join(SUITES)})') from None
 
 
+def task_file(spec: str | os.PathLike[str]) -> Path | None:
+    """The path when ``spec`` names one task file (not a suite, a directory or reasoning-gym)."""
+    text = os.fspath(spec)
+    if (text in SUITES or text.startswith("reasoning_gym:") or is_text_spec(text)
+            or not Path(text).is_file()):
+        return None
+    return Path(text)
+
+
+def split_task_file(path: str | os.PathLike[str]) -> dict[str, list[Task]]:
+    """A task file's tasks by split, each in file order (keys: :data:`SPLITS`).
+
+    A task's split is its ``"split"`` field when it has one, else the split its context (or
+    ``meta["split_key"]``) hashes into (:func:`split_of`: 60% train, 20% validation, 20% test),
+    the rule the suites use, so a file of suite tasks keeps the suite's splits. Raises
+    :class:`TaskFormatError` (``file:line``) for a ``"split"`` that is none of :data:`SPLITS`.
+    """
+    out: dict[str, list[Task]] = {split: [] for split in SPLITS}
+    for index, task in enumerate(load_jsonl(path)):
+        split = task.meta.get("split")
+        if split is None:
+            split = split_of(task.meta.get("split_key") or task.context)
+        elif split not in out:
+            raise TaskFormatError(f'"split" must be one of {", ".join(SPLITS)} (or absent: '
+                                  f"split by a hash of the context), got {split!r}",
+                                  f"{os.fspath(path)}:{_line_number(path, index)}")
+        out[split].append(task)
+    return out
+
+
+def _line_number(path: str | os.PathLike[str], index: int) -> int:
+    """The line of the ``index``-th task in a file (:func:`load_jsonl` skips blank lines)."""
+    with open(path, "rb") as fh:
+        lines = [n for n, raw in enumerate(fh, start=1) if raw.strip()]
+    return lines[index]
+
+
+def load_split(spec: str | os.PathLike[str], split: str) -> list[Task]:
+    """The tasks of ``split`` only: :func:`load_tasks`, except that one task file is split by
+    :func:`split_task_file`, so its train and test tasks never overlap. Raw text is refused: its
+    tasks are cuts of one text, whose later contexts hold the earlier continuations."""
+    if is_text_spec(os.fspath(spec)):
+        raise TaskError(f"{os.fspath(spec)}: raw text has no train and test splits to keep apart; "
+                        "train on it with train_rl.py --text FILE, which splits its passages "
+                        "by a hash, or cut tasks into a .jsonl file with a \"split\" field")
+    path = task_file(spec)
+    if path is None:
+        return load_tasks(spec, split)
+    _check_split(split)
+    return split_task_file(path)[split]
+
+
 def load_tasks(spec: str | os.PathLike[str], split: str = "test") -> list[Task]:
     """Tasks from a suite name, a ``.jsonl`` file, or a directory holding ``SPLIT.jsonl``.
 
-    A file is loaded whole (``split`` does not filter it); a directory written by
-    ``latent-env tasks make --split all --out DIR`` is read as ``DIR/<split>.jsonl``.
+    A file is loaded whole (``split`` does not filter it; :func:`load_split` does); a directory
+    written by ``latent-env tasks make --split all --out DIR`` is read as ``DIR/<split>.jsonl``.
     ``reasoning_gym:NAME`` builds tasks from a reasoning-gym dataset (optional dependency).
     Raw text is cut into tasks (:mod:`.textspec`): a ``.txt``/``.md`` file, or ``hf:PATH``, a
     local Hugging Face dataset read at ``split`` when it has splits, each optionally followed by

@@ -43,7 +43,9 @@ class PipelineArguments:
         "help": f"comma-separated stages to run, in order, from {', '.join(STAGES)}"})
     algo: str = field(default="grpo", metadata={"help": "RL algorithm: grpo, rloo or ppo"})
     tasks: str = field(default="synthetic", metadata={
-        "help": "task suite name or directory of train/validation/test .jsonl files"})
+        "help": "task suite name, directory of train/validation/test .jsonl files, or one "
+                ".jsonl file, split by each task's \"split\" field, or without one by a hash of "
+                "its context (60/20/20)"})
     tools: str = field(default=",".join(DEFAULT_TOOLS), metadata={
         "help": "tools the policy may call (entry-point names)"})
     reward: str = field(default="loglik_gain=1", metadata={

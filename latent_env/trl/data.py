@@ -16,7 +16,7 @@ from typing import Any
 
 from latent_env.actions import DONE_TOKEN
 from latent_env.env import LatentEnv
-from latent_env.tasks import Task, load_tasks
+from latent_env.tasks import Task, load_split
 from latent_env.tasks.families import EXPECTED_KINDS
 from latent_env.trl.config import TRACE_STYLES
 
@@ -133,4 +133,6 @@ def take_per_family(tasks: Sequence[Task], per_family: int) -> list[Task]:
 
 
 def split_tasks(spec: str, split: str, per_family: int) -> list[Task]:
-    return take_per_family(load_tasks(spec, split=split), per_family)
+    """The first ``per_family`` tasks of each family in ``split`` of ``spec`` (a suite, a
+    directory of split files, or one task file split by :func:`~latent_env.tasks.load_split`)."""
+    return take_per_family(load_split(spec, split), per_family)

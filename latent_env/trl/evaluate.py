@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from latent_env.trl.data import split_tasks, take_per_family
+from latent_env.trl.data import take_per_family
 from latent_env.trl.pipeline import RunContext, make_env, text_tasks
+from latent_env.trl.task_sets import eval_share
 
 TABLE_HEADER = (
     "| policy | mean gain (nats) [95% CI] | answer accuracy | no-latent accuracy | "
@@ -81,10 +82,10 @@ def before_after(ctx: RunContext, final_model: str) -> dict[str, Any]:
 
 
 def eval_tasks(ctx: RunContext) -> list[Any]:
-    """The held-out tasks: ``eval_per_family`` test tasks of each suite family, and as many of
-    each ``--text`` family from its test passages."""
+    """The held-out tasks: ``eval_per_family`` test tasks of each ``--tasks`` family
+    (:func:`eval_share`), and as many of each ``--text`` family from its test passages."""
     per_family = ctx.evaluation.eval_per_family
-    return (split_tasks(ctx.pipeline.tasks, "test", per_family)
+    return (eval_share(ctx.pipeline.tasks, per_family)
             + take_per_family(text_tasks(ctx, "test"), per_family))
 
 

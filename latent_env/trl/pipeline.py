@@ -10,7 +10,8 @@ Every stage reads the model the previous stage wrote and writes ``RUN/<stage>/fi
 ``RUN/state.json``, written before any work, records the configuration, the stage running and the
 finished stages, so ``--resume`` skips finished stages and restarts an interrupted one from its
 last Trainer checkpoint (saved every ``save_steps`` and every ``--save_every_minutes``). The run
-ends with a before/after table on the test split.
+ends with a before/after table on the test split. ``RUN/tasks.json`` records the task ids of the
+SFT, RL and eval sets, disjoint by construction (:mod:`latent_env.trl.task_sets`).
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: Latent
     if rl.rl_sft_anchor > 0 and pipeline.algo == "ppo":
         raise ValueError("--rl_sft_anchor works with --algo grpo or rloo; PPO's trainer has no "
                          "loss hook for it (set --rl_sft_anchor 0)")
+    from latent_env.trl.task_sets import check_task_sets
+
+    check_task_sets(pipeline, sft, rl, evaluation)  # a short or overlapping set writes nothing
     run_dir = resolve_run_dir(pipeline.run_dir, pipeline.resume)
     pipeline.run_dir = str(run_dir)
     fresh_needed = is_main_process() and not pipeline.resume
@@ -185,6 +189,7 @@ def run_pipeline(ctx: RunContext) -> dict[str, Any]:
 
     model_path = ctx.pipeline.model
     started = time.perf_counter()
+    stages.record_task_sets(ctx)
     for stage in ctx.pipeline.stage_list:
         done = ctx.state.finished(stage)
         if done:

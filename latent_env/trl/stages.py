@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +10,7 @@ from latent_env.trl.data import (
     gold_sft_records,
     rl_records,
     sft_records,
-    split_tasks,
     take_per_family,
-    trace_kind,
     trace_kinds,
 )
 from latent_env.trl.lora import peft_config
@@ -24,36 +21,44 @@ from latent_env.trl.pipeline import (
     make_env,
     text_tasks,
 )
+from latent_env.trl.task_sets import (
+    check_disjoint,
+    family_shares,
+    needed_shares,
+    train_share,
+    write_task_sets,
+)
 
 
 def train_tasks(ctx: RunContext, part: str) -> list[Any]:
-    """SFT uses the first n tasks of each family's train split, RL the next n; ``--text`` tasks
-    (from its train passages) are split the same way and mixed in. n is
-    ``--train_per_family``, or ``--train_per_kind``'s count for the kind the family's traces
-    teach.
+    """SFT's or RL's share of the train split of ``--tasks`` (:func:`train_share`: of each family
+    the first n tasks, or the next n), with ``--text`` tasks (from its train passages) shared the
+    same way and mixed in.
 
     Keeping them apart means RL rewards are earned on prompts the SFT model never copied.
     """
-    default, by_kind = ctx.pipeline.train_per_family, ctx.pipeline.per_kind()
-    most = max([default, *by_kind.values()])
-    tasks = split_tasks(ctx.pipeline.tasks, "train", 2 * most)
-    chosen = halves(tasks, lambda t: by_kind.get(trace_kind(t) or "", default), part) or tasks
+    chosen = train_share(ctx.pipeline.tasks, part, ctx.pipeline.train_per_family,
+                         ctx.pipeline.per_kind())
     text = text_tasks(ctx, "train")
     per_mode = ctx.pipeline.text_per_mode
-    return take_per_family(chosen + halves(text, lambda _: per_mode, part), len(chosen))
+    return take_per_family(chosen + family_shares(text, lambda _: per_mode, part), len(chosen))
 
 
-def halves(tasks: list[Any], size: Callable[[Any], int], part: str) -> list[Any]:
-    """Of each family, the first ``size(task)`` tasks (``part="sft"``) or the next as many
-    (``"rl"``); a family's size is that of its first task."""
-    families: dict[str, list[Any]] = {}
-    for task in tasks:
-        families.setdefault(task.family or "", []).append(task)
-    out = []
-    for group in families.values():
-        n = size(group[0])
-        out.extend(group[:n] if part == "sft" else group[n:2 * n])
-    return out
+def record_task_sets(ctx: RunContext) -> None:
+    """Write ``RUN/tasks.json``: the ids of the tasks each set of the run holds (sft, rl, eval;
+    ``--text`` tasks included), after checking again that no two sets share a task."""
+    from latent_env.trl.evaluate import eval_tasks
+
+    if not is_main_process():
+        return
+    sets = {part: train_tasks(ctx, part) for part in needed_shares(ctx.pipeline, ctx.sft, ctx.rl)}
+    if ctx.evaluation.eval_per_family > 0:
+        sets["eval"] = eval_tasks(ctx)
+    try:
+        check_disjoint(sets, "task sets")
+    except ValueError as exc:
+        raise StageError(str(exc)) from None
+    write_task_sets(ctx.run_dir, sets, ctx.pipeline.tasks)
 
 
 def record_task_ids(out: Path, tasks: list[Any]) -> None:
