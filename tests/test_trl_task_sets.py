@@ -17,9 +17,9 @@ from latent_env.trl.task_sets import needed_shares
 
 
 def smoke_context(tmp_path: Path, *flags: str):
-    pipeline, sft, latent, evaluation, rl, trl_config = train_rl.parse(
+    pipeline, sft, latent, evaluation, rl, lora, trl_config = train_rl.parse(
         ["--preset", "smoke", "--run_dir", str(tmp_path / "run"), *flags])
-    return build_context(pipeline, sft, latent, evaluation, trl_config, rl)
+    return build_context(pipeline, sft, latent, evaluation, trl_config, rl, lora)
 
 
 def unsplit(tasks: list[Task]) -> list[Task]:
@@ -106,5 +106,5 @@ def test_a_directory_whose_test_file_repeats_a_train_task_is_refused(tmp_path, s
     (["--stages", "sft,latent,fusion,rl"], ("sft", "rl")),
 ])
 def test_the_shares_a_run_needs_follow_its_stages(flags, shares):
-    pipeline, sft, _, _, rl, _ = train_rl.parse(["--preset", "smoke", *flags])
+    pipeline, sft, _, _, rl, _, _ = train_rl.parse(["--preset", "smoke", *flags])
     assert needed_shares(pipeline, sft, rl) == shares
