@@ -95,9 +95,43 @@ def parse(argv: Sequence[str]):
         os.unlink(config)
 
 
+def run_flags(argv: Sequence[str]) -> list[str]:
+    """The flags that define a run: ``argv`` less ``--resume`` and ``--run_dir``."""
+    out, skip = [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg in ("--resume", "--run_dir"):
+            following = argv[i + 1] if i + 1 < len(argv) else ""
+            skip = arg == "--run_dir" or following.lower() in ("true", "false", "1", "0")
+        elif not arg.startswith(("--resume=", "--run_dir=")):
+            out.append(arg)
+    return out
+
+
+def resumed_argv(argv: Sequence[str]) -> list[str]:
+    """With ``--resume``: the flags the run was started with, then those given now (which win),
+    so ``train_rl.py --resume`` goes on with the run's own preset and options."""
+    from latent_env.trl.checkpoints import RunState
+    from latent_env.trl.pipeline import is_main_process, resolve_run_dir
+
+    if not any(a == "--resume" or a.startswith("--resume=") for a in argv):
+        return list(argv)
+    run_dir = resolve_run_dir(flag_value(argv, "run_dir", ""), resume=True)
+    saved = RunState(run_dir).data.get("flags")
+    if saved is None:  # a run from before flags were recorded: what is given now
+        return list(argv)
+    now = run_flags(argv)
+    if is_main_process():
+            print(f"resuming {run_dir} with its flags: {' '.join(saved) or '(none)'}"
+              + (f"; then {' '.join(now)}" if now else ""))
+    return [*saved, *argv, "--run_dir", str(run_dir)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        argv = resumed_argv(argv)
         pipeline, sft, latent, evaluation, rl, lora, trl_config = parse(argv)
         from latent_env.trl.pipeline import (
             StageError,
@@ -111,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = resolved_config(pipeline, sft, latent, evaluation, rl, trl_config, lora)
             print(json.dumps(config, indent=2, default=str))
             return 0
-        ctx = build_context(pipeline, sft, latent, evaluation, trl_config, rl, lora)
+        ctx = build_context(pipeline, sft, latent, evaluation, trl_config, rl, lora,
+                            flags=run_flags(argv))
     except (ValueError, FileNotFoundError) as exc:
         print(f"train_rl.py: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

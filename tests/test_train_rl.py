@@ -90,6 +90,22 @@ def test_supervised_stages_checkpoint_and_log_as_the_preset_and_flags_say(tmp_pa
                         "--logging_steps", "2") == (7, 3, 2)
 
 
+def test_resume_goes_on_with_the_flags_the_run_was_started_with(tmp_path):
+    from latent_env.trl.pipeline import build_context
+
+    assert train_rl.run_flags(["--resume", "--run_dir", "R", "--seed", "3", "--resume=true",
+                               "--run_dir=S", "--resume", "true", "--x"]) == ["--seed", "3", "--x"]
+    run_dir = tmp_path / "run"
+    first = ["--preset", "smoke", "--sft_epochs", "3", "--run_dir", str(run_dir)]
+    parsed = train_rl.parse(first)
+    build_context(*parsed[:4], parsed[6], parsed[4], parsed[5], flags=train_rl.run_flags(first))
+    argv = train_rl.resumed_argv(["--resume", "--run_dir", str(run_dir), "--eval_per_family", "2"])
+    pipeline, sft, _, evaluation, *_ = train_rl.parse(argv)
+    assert (pipeline.preset, sft.sft_epochs, evaluation.eval_per_family) == ("smoke", 3, 2)
+    assert pipeline.resume and pipeline.run_dir == str(run_dir)
+    assert train_rl.resumed_argv(["--seed", "1"]) == ["--seed", "1"]  # no --resume: as given
+
+
 def test_state_json_is_written_before_any_work_so_resume_finds_the_run(tmp_path):
     from latent_env.trl.pipeline import build_context, resolve_run_dir
 

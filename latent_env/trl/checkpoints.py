@@ -95,9 +95,12 @@ class RunState:
         if self.path.is_file():
             self.data = {**self.data, **json.loads(self.path.read_text())}
 
-    def begin(self, config: dict[str, Any]) -> None:
-        """Record the configuration this (possibly resumed) run goes on with, and save."""
+    def begin(self, config: dict[str, Any], flags: list[str] | None = None) -> None:
+        """Record the configuration this (possibly resumed) run goes on with and the command-line
+        flags that gave it (``--resume`` reads them back), and save."""
         self.data["config"] = config
+        if flags is not None:
+            self.data["flags"] = list(flags)
         self.save()
 
     def start(self, stage: str) -> None:

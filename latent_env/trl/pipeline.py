@@ -83,7 +83,10 @@ def resolve_run_dir(run_dir: str, resume: bool, root: Path = Path("runs")) -> Pa
 
 def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: LatentArguments,
                   evaluation: EvalArguments, trl_config: Any,
-                  rl: RLArguments | None = None, lora: LoraArguments | None = None) -> RunContext:
+                  rl: RLArguments | None = None, lora: LoraArguments | None = None,
+                  flags: list[str] | None = None) -> RunContext:
+    """The run's context, after every check that needs no model; writes ``config.json`` and
+    ``state.json`` (with ``flags``, the command line that gave this configuration)."""
     from latent_env.trl.extras import require_reporters
     from latent_env.trl.lora import check_lora
 
@@ -110,7 +113,7 @@ def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: Latent
                      rl=rl, lora=lora, report_to=[r for r in report_to if r != "none"])
     if is_main_process():
         # state.json before any work, so --resume finds the run however early it is killed.
-        ctx.state.begin(write_resolved_config(ctx))
+        ctx.state.begin(write_resolved_config(ctx), flags)
     return ctx
 
 
