@@ -1,5 +1,7 @@
 """Policies for latent-env: the baseline, random, oracle, HF models, OpenAI-compatible servers,
-and tree-of-thought search. Build one from a SPEC string with :func:`make_policy`::
+and tree-of-thought search, plus any registered under the ``latent_env.policies`` entry-point
+group or named as ``MODULE:CLASS`` / ``FILE.py:CLASS``. Build one from a SPEC string with
+:func:`make_policy`::
 
     from agents import make_policy
 
@@ -8,9 +10,9 @@ and tree-of-thought search. Build one from a SPEC string with :func:`make_policy
 """
 
 from agents.base import Policy, PolicyError, PolicySpecError, Sample, SamplingPolicy
-from agents.registry import POLICY_FAMILIES, make_policy, split_options
+from agents.registry import POLICY_FAMILIES, available_policies, make_policy, split_options
 
 __all__ = [
     "POLICY_FAMILIES", "Policy", "PolicyError", "PolicySpecError", "Sample", "SamplingPolicy",
-    "make_policy", "split_options",
+    "available_policies", "make_policy", "split_options",
 ]

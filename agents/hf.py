@@ -8,19 +8,22 @@ per observation with the model's mean log-prob per token of each, which the tree
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agents.base import PolicyError, PolicySpecError, Sample
+from agents.base import PolicyError, PolicySpecError, Sample, rng_from_state, rng_state
+from agents.spec import typed_options
 from latent_env.actions import DONE_TOKEN
 from latent_env.tasks import Task
 
 DEFAULT_MAX_NEW_TOKENS = 96
 DEFAULT_BATCH_SIZE = 8
 STOP_WINDOW = 12  # trailing tokens decoded to look for <done/> (it is 3-4 tokens long)
+HF_OPTIONS = {"temperature": float, "max_new_tokens": int, "top_p": float, "batch_size": int,
+              "seed": int}
 
 
 def done_stopping_criteria(tokenizer: Any, prompt_length: int) -> Any:
@@ -78,10 +81,30 @@ class HFPolicy:
         self._loaded = loaded
         self.rng = np.random.default_rng(seed)
 
+    @classmethod
+    def from_spec(
+        cls,
+        target: str,
+        options: Mapping[str, Any],
+        *,
+        tools: Mapping[str, Any] | Collection[str] | None = None,
+        shared_models: Mapping[str, tuple[Any, Any]] | None = None,
+    ) -> HFPolicy:
+        """``hf:TARGET?options``: TARGET is the model; one in ``shared_models`` is reused."""
+        typed = typed_options("hf", options, HF_OPTIONS)
+        return cls(target, loaded=(shared_models or {}).get(target), **typed)
+
     # ---- Policy protocol ---------------------------------------------------------------------
 
     def reset(self, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
+
+    def get_state(self) -> dict[str, Any]:
+        """The sampling stream (every ``generate`` call draws its seed from it)."""
+        return rng_state(self.rng)
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        self.rng = rng_from_state(state)
 
     def prepare(self) -> None:
         """Load the model now (otherwise the first call does)."""

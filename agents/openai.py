@@ -17,15 +17,19 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from agents.base import PolicyError, PolicySpecError
+from agents.spec import typed_options
 from latent_env.actions import DONE_TOKEN
 from latent_env.tasks import Task
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ERROR_BODY = 200
+OPENAI_OPTIONS = {"temperature": float, "max_tokens": int, "timeout": float, "retries": int,
+                  "backoff": float, "concurrency": int}
 
 
 class _Retryable(Exception):
@@ -71,9 +75,31 @@ class OpenAIPolicy:
         self.concurrency = concurrency
         self.seed: int | None = None
 
+    @classmethod
+    def from_spec(
+        cls,
+        target: str,
+        options: Mapping[str, Any],
+        *,
+        tools: Mapping[str, Any] | Collection[str] | None = None,
+        shared_models: Mapping[str, tuple[Any, Any]] | None = None,
+    ) -> OpenAIPolicy:
+        """``openai:BASE_URL#MODEL?options``."""
+        base_url, sep, model = target.rpartition("#")
+        if not sep:
+            raise PolicySpecError(f"openai:{target}: expected openai:BASE_URL#MODEL")
+        return cls(base_url, model, **typed_options("openai", options, OPENAI_OPTIONS))
+
     def reset(self, seed: int | None = None) -> None:
         """Servers that honour ``seed`` get it with every request."""
         self.seed = seed
+
+    def get_state(self) -> dict[str, Any]:
+        """Nothing beyond the seed ``reset`` sets: every request carries the same one."""
+        return {}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Nothing to restore (see :meth:`get_state`)."""
 
     def act_batch(self, observations: list[str], tasks: list[Task] | None = None) -> list[str]:
         if len(observations) <= 1 or self.concurrency == 1:

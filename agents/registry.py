@@ -1,4 +1,4 @@
-"""Policy SPEC strings → policies.
+"""Policy SPEC strings → policies, through the ``latent_env.policies`` entry-point group.
 
 =================================  ==========================================================
 SPEC                               policy
@@ -9,46 +9,101 @@ SPEC                               policy
 ``hf:default`` / ``hf:PATH_OR_ID``  a transformers causal LM with its chat template
 ``openai:BASE_URL#MODEL``          an OpenAI-compatible chat-completions server
 ``tree:BASE_SPEC``                 tree-of-thought over latents sampled from ``BASE_SPEC``
+``NAME``                           a policy another distribution registers under ``NAME``
+``MODULE:CLASS``                   a policy class in an importable module
+``FILE.py:CLASS``                  a policy class in a Python file
 =================================  ==========================================================
 
 Options follow a ``?`` as ``key=value`` pairs joined by ``&``, e.g.
 ``hf:default?temperature=0.7&max_new_tokens=96``, ``openai:http://127.0.0.1:8000/v1#qwen?timeout=5``
 or ``tree:hf:default?k=4&depth=2&max_new_tokens=64`` (``k``, ``depth`` and ``temperature`` go to
 the tree, the rest to its base). Keyword arguments to :func:`make_policy` override options.
+
+Built-in policies register through the same group as third-party ones (pyproject.toml)::
+
+    [project.entry-points."latent_env.policies"]
+    mine = "my_package.module:MyPolicy"
+
+A registered or referenced class is built by ``cls.from_spec(target, options, tools=...,
+shared_models=...)`` when it defines that class method (``hf``, ``openai`` and ``tree`` do: they
+take a ``:TARGET``); otherwise by ``cls(**options)``, the options typed by the constructor's
+annotations, with the environment's tools passed as ``tools=`` when the constructor has that
+parameter. The SPEC becomes the policy's ``name``.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Collection, Mapping
+import importlib.metadata
+import inspect
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from agents.base import Policy, PolicySpecError
-from agents.hf import HFPolicy
-from agents.openai import OpenAIPolicy
-from agents.simple import NonePolicy, OraclePolicy, RandomPolicy
-from agents.tree import TreePolicy
+from agents.loader import is_class_ref, load_class_ref
+from agents.spec import TOOLS_PARAMETER, constructor_options, no_target, split_options
 
-OPTION = re.compile(r"^[a-z_][a-z0-9_]*=[A-Za-z0-9_.+-]*$")  # values: numbers, words
-HF_OPTIONS = {"temperature": float, "max_new_tokens": int, "top_p": float, "batch_size": int,
-              "seed": int}
-OPENAI_OPTIONS = {"temperature": float, "max_tokens": int, "timeout": float, "retries": int,
-                  "backoff": float, "concurrency": int}
-TREE_OPTIONS = {"k": int, "depth": int, "temperature": float}
-RANDOM_OPTIONS = {"seed": int}
-POLICY_FAMILIES = ("none", "random", "oracle", "hf", "openai", "tree")
+ENTRY_POINT_GROUP = "latent_env.policies"
+OWN_DISTRIBUTION = "latent-env"
+#: The built-in policies, as pyproject.toml registers them. The registry also knows them itself,
+#: so a checkout whose installed metadata predates one (an editable install not reinstalled)
+#: still resolves every built-in SPEC.
+BUILTIN_POLICIES: dict[str, str] = {
+    "none": "agents.simple:NonePolicy",
+    "random": "agents.simple:RandomPolicy",
+    "oracle": "agents.simple:OraclePolicy",
+    "hf": "agents.hf:HFPolicy",
+    "openai": "agents.openai:OpenAIPolicy",
+    "tree": "agents.tree:TreePolicy",
+}
+POLICY_FAMILIES = tuple(BUILTIN_POLICIES)
+_USAGE = {"hf": "hf:PATH_OR_ID", "openai": "openai:BASE_URL#MODEL", "tree": "tree:BASE_SPEC"}
+
+__all__ = ["BUILTIN_POLICIES", "ENTRY_POINT_GROUP", "POLICY_FAMILIES", "PolicyEntry",
+           "available_policies", "make_policy", "split_options"]
 
 
-def split_options(spec: str) -> tuple[str, dict[str, str]]:
-    """``"hf:default?temperature=0.7"`` → ``("hf:default", {"temperature": "0.7"})``.
+@dataclass(frozen=True)
+class PolicyEntry:
+    """One registered policy: its SPEC name, ``module:Class`` and the distribution that owns it."""
 
-    Only a trailing ``?key=value&…`` counts as options, so a URL's own ``?`` elsewhere is kept.
+    name: str
+    value: str
+    distribution: str
+
+    def load(self) -> type:
+        """The policy class (imported now); :class:`PolicySpecError` if it cannot be."""
+        return load_class_ref(self.value, f"policy {self.name!r} ({self.value} from "
+                                          f"{self.distribution!r})")
+
+
+def available_policies() -> dict[str, PolicyEntry]:
+    """Every registered policy by SPEC name: the built-ins, then the installed ones.
+
+    Two distributions registering one name is an error naming both: keeping one of them
+    silently would bench a policy the user did not mean. The same distribution seen twice on
+    ``sys.path`` (an editable and a regular install) counts once.
     """
-    head, sep, tail = spec.rpartition("?")
-    if not sep or not tail or not all(OPTION.match(part) for part in tail.split("&")):
-        return spec, {}
-    options = dict(part.split("=", 1) for part in tail.split("&"))
-    return head, options
+    found = {name: PolicyEntry(name, value, OWN_DISTRIBUTION)
+             for name, value in BUILTIN_POLICIES.items()}
+    seen: set[tuple[str, str]] = set()
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        entry = PolicyEntry(ep.name, ep.value, _distribution(ep))
+        other = found.get(entry.name)
+        if other is not None and other.distribution != entry.distribution:
+            raise PolicySpecError(
+                f"policy name {entry.name!r} is registered by two distributions, "
+                f"{other.distribution!r} ({other.value}) and {entry.distribution!r} "
+                f"({entry.value}); uninstall one or rename its entry point")
+        if (entry.name, entry.distribution) not in seen:  # the first copy on sys.path wins
+            found[entry.name] = entry
+            seen.add((entry.name, entry.distribution))
+    return found
+
+
+def _distribution(ep: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else "an unknown distribution"
 
 
 def make_policy(
@@ -67,97 +122,65 @@ def make_policy(
             reuses instead of loading its own copy.
         overrides: option values, overriding the SPEC's ``?key=value`` options.
 
-    Raises :class:`PolicySpecError` for an unknown family, a malformed SPEC or a bad option.
+    Raises :class:`PolicySpecError` for an unknown name, a malformed SPEC, a bad option, or a
+    class that cannot be loaded or is not a policy.
     """
+    registered = available_policies()
     if not isinstance(spec, str) or not spec.strip():
-        raise PolicySpecError("empty policy SPEC; choose from: " + ", ".join(POLICY_FAMILIES))
+        raise PolicySpecError("empty policy SPEC; choose from: " + _choices(registered))
     body, raw = split_options(spec.strip())
     family, _, target = body.partition(":")
-    builder = _BUILDERS.get(family)
-    if builder is None:
-        raise PolicySpecError(
-            f"unknown policy {spec!r}; SPEC is one of: none, random, oracle, hf:PATH_OR_ID, "
-            "openai:BASE_URL#MODEL, tree:BASE_SPEC"
-        )
+    if family in registered:
+        cls = registered[family].load()
+    elif is_class_ref(body):
+        cls, family, target = load_class_ref(body), body, ""
+    else:
+        raise PolicySpecError(f"unknown policy {spec!r}; SPEC is one of: {_choices(registered)}")
     options = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
-    policy = builder(target, options, tools, shared_models or {})
+    policy = _build(cls, family, target, options, tools, shared_models or {})
     policy.name = spec.strip()
     return policy
 
 
-def _typed(family: str, options: Mapping[str, Any], schema: Mapping[str, type]) -> dict:
-    """Check option names against ``schema`` and convert string values to its types."""
-    out: dict[str, Any] = {}
-    for key, value in options.items():
-        if key not in schema:
-            known = ", ".join(schema) or "none"
-            raise PolicySpecError(f"{family}: unknown option {key!r} (options: {known})")
-        kind = schema[key]
-        try:
-            out[key] = kind(value)
-        except (TypeError, ValueError):
-            raise PolicySpecError(
-                f"{family}: option {key}={value!r} is not a valid {kind.__name__}"
-            ) from None
-    return out
+def _build(
+    cls: type,
+    family: str,
+    target: str,
+    options: Mapping[str, Any],
+    tools: Mapping[str, Any] | Collection[str] | None,
+    shared_models: Mapping[str, tuple[Any, Any]],
+) -> Policy:
+    """``cls.from_spec(...)`` if the class defines it, else ``cls(**options)`` (module docstring).
+
+    An exception other than :class:`PolicySpecError` from the class's own code becomes one,
+    naming the class: a constructor's complaint is about the SPEC the user wrote.
+    """
+    try:
+        from_spec = getattr(cls, "from_spec", None)
+        if callable(from_spec):
+            policy = from_spec(target, options, tools=tools, shared_models=shared_models)
+        else:
+            no_target(family, target)
+            kwargs = constructor_options(family, cls, options)
+            if _takes_tools(cls):
+                kwargs[TOOLS_PARAMETER] = tools
+            policy = cls(**kwargs)
+    except PolicySpecError:
+        raise
+    except Exception as exc:
+        raise PolicySpecError(f"{family}: building {cls.__name__} failed: "
+                              f"{type(exc).__name__}: {exc}") from exc
+    return policy
 
 
-def _no_target(family: str, target: str) -> None:
-    if target:
-        raise PolicySpecError(f"{family} takes no argument, got {family}:{target}")
+def _takes_tools(cls: type) -> bool:
+    try:
+        return TOOLS_PARAMETER in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
 
 
-def _build_none(target, options, tools, shared) -> Policy:
-    _no_target("none", target)
-    _typed("none", options, {})
-    return NonePolicy()
-
-
-def _build_random(target, options, tools, shared) -> Policy:
-    _no_target("random", target)
-    return RandomPolicy(tools=None if tools is None else list(tools),
-                        **_typed("random", options, RANDOM_OPTIONS))
-
-
-def _build_oracle(target, options, tools, shared) -> Policy:
-    _no_target("oracle", target)
-    _typed("oracle", options, {})
-    return OraclePolicy()
-
-
-def _build_hf(target, options, tools, shared) -> Policy:
-    typed = _typed("hf", options, HF_OPTIONS)
-    return HFPolicy(target, loaded=shared.get(target), **typed)
-
-
-def _build_openai(target, options, tools, shared) -> Policy:
-    base_url, sep, model = target.rpartition("#")
-    if not sep:
-        raise PolicySpecError(f"openai:{target}: expected openai:BASE_URL#MODEL")
-    return OpenAIPolicy(base_url, model, **_typed("openai", options, OPENAI_OPTIONS))
-
-
-def _build_tree(target, options, tools, shared) -> Policy:
-    if not target:
-        raise PolicySpecError("tree: needs a base policy, e.g. tree:hf:default?k=4&depth=2")
-    tree_options = {k: v for k, v in options.items() if k in TREE_OPTIONS}
-    base_options = {k: v for k, v in options.items() if k not in TREE_OPTIONS}
-    base = make_policy(target, tools=tools, shared_models=shared, **base_options)
-    tool_map = tools if isinstance(tools, Mapping) or tools is None else _load_tools(tools)
-    return TreePolicy(base, tools=tool_map, **_typed("tree", tree_options, TREE_OPTIONS))
-
-
-def _load_tools(names: Collection[str]) -> Mapping[str, Any]:
-    from latent_env.tools.registry import load_tools
-
-    return load_tools(list(names))
-
-
-_BUILDERS: dict[str, Callable[..., Policy]] = {
-    "none": _build_none,
-    "random": _build_random,
-    "oracle": _build_oracle,
-    "hf": _build_hf,
-    "openai": _build_openai,
-    "tree": _build_tree,
-}
+def _choices(registered: Mapping[str, PolicyEntry]) -> str:
+    plugins = sorted(name for name in registered if name not in BUILTIN_POLICIES)
+    names = [_USAGE.get(name, name) for name in BUILTIN_POLICIES] + plugins
+    return ", ".join([*names, "MODULE:CLASS", "FILE.py:CLASS"])

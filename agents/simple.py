@@ -11,11 +11,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
 
 import numpy as np
 
-from agents.base import PolicyError
+from agents.base import PolicyError, rng_from_state, rng_state
 from latent_env.tasks import Task
 
 NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?")
@@ -46,6 +47,12 @@ class NonePolicy:
     def reset(self, seed: int | None = None) -> None:
         """Nothing to reset: the policy has no state."""
 
+    def get_state(self) -> dict[str, Any]:
+        return {}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Nothing to restore: the policy has no state."""
+
 
 class RandomPolicy:
     """Random well-formed blocks over the numbers of the text, from a seeded numpy Generator.
@@ -65,6 +72,12 @@ class RandomPolicy:
 
     def reset(self, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
+
+    def get_state(self) -> dict[str, Any]:
+        return rng_state(self.rng)
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        self.rng = rng_from_state(state)
 
     def act_batch(self, observations: list[str], tasks: list[Task] | None = None) -> list[str]:
         return [self.act(observation) for observation in observations]
@@ -119,3 +132,9 @@ class OraclePolicy:
 
     def reset(self, seed: int | None = None) -> None:
         """Nothing to reset: the policy is deterministic."""
+
+    def get_state(self) -> dict[str, Any]:
+        return {}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Nothing to restore: the policy is deterministic."""

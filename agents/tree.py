@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from agents.base import PolicySpecError, Sample, SamplingPolicy
+from agents.spec import typed_options
 from latent_env.actions import parse_action
 from latent_env.episode import render_turn
 from latent_env.latent import run_tool_segments
@@ -32,6 +34,7 @@ from latent_env.tools.base import Tool, ToolOutput
 
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 BEFORE_PLUS_MINUS = re.compile(r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*±")
+TREE_OPTIONS = {"k": int, "depth": int, "temperature": float}
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,30 @@ class TreePolicy:
         self._tools = dict(tools) if tools is not None else None
         self.name = name or f"tree:{base.name}?k={k}&depth={depth}"
 
+    @classmethod
+    def from_spec(
+        cls,
+        target: str,
+        options: Mapping[str, Any],
+        *,
+        tools: Mapping[str, Any] | Collection[str] | None = None,
+        shared_models: Mapping[str, tuple[Any, Any]] | None = None,
+    ) -> TreePolicy:
+        """``tree:BASE_SPEC?options``: ``k``, ``depth`` and ``temperature`` are the tree's, the
+        other options go to the base policy."""
+        from agents.registry import make_policy
+
+        if not target:
+            raise PolicySpecError("tree: needs a base policy, e.g. tree:hf:default?k=4&depth=2")
+        tree_options = {k: v for k, v in options.items() if k in TREE_OPTIONS}
+        base_options = {k: v for k, v in options.items() if k not in TREE_OPTIONS}
+        base = make_policy(target, tools=tools, shared_models=shared_models, **base_options)
+        if tools is not None and not isinstance(tools, Mapping):
+            from latent_env.tools.registry import load_tools
+
+            tools = load_tools(list(tools))
+        return cls(base, tools=tools, **typed_options("tree", tree_options, TREE_OPTIONS))
+
     @property
     def tools(self) -> dict[str, Tool]:
         if self._tools is None:
@@ -135,6 +162,14 @@ class TreePolicy:
 
     def reset(self, seed: int | None = None) -> None:
         self.base.reset(seed)
+
+    def get_state(self) -> Any:
+        """The base policy's state (the tree draws nothing itself), or None if it has none."""
+        get_state = getattr(self.base, "get_state", None)
+        return get_state() if callable(get_state) else None
+
+    def set_state(self, state: Any) -> None:
+        self.base.set_state(state)
 
     def prepare(self) -> None:
         prepare = getattr(self.base, "prepare", None)

@@ -69,8 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"latent-env {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a command may say what it kept and how to continue
+        print(f"latent-env {args.command}: {exc}" if str(exc) else "interrupted", file=sys.stderr)
         return 130
 
 

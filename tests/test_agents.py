@@ -68,6 +68,31 @@ def test_random_policy_is_seeded(observations):
     assert policy.act_batch(observations) != first
 
 
+@pytest.mark.parametrize("spec", ["random", "hf:tiny-random?temperature=1.0&max_new_tokens=3",
+                                  "tree:hf:tiny-random?k=2&depth=1&max_new_tokens=3"])
+def test_a_restored_state_continues_the_random_stream(spec, observations):
+    # bench --resume continues a policy mid-run from its state after the last saved batch.
+    import json
+
+    first, later = observations[:2], observations[2:4]
+    policy = make_policy(spec, tools={})
+    policy.reset(5)
+    policy.act_batch(first)
+    state = json.loads(json.dumps(policy.get_state()))  # as the checkpoint stores it
+    expected = policy.act_batch(later)
+    fresh = make_policy(spec, tools={})
+    fresh.reset(5)
+    fresh.set_state(state)
+    assert fresh.act_batch(later) == expected
+    fresh.reset(5)
+    assert fresh.act_batch(later) != expected  # the state mattered: a bare reset differs
+
+
+def test_stateless_policies_say_so():
+    for spec in ("none", "oracle", "openai:http://127.0.0.1:1/v1#m"):
+        assert make_policy(spec).get_state() == {}
+
+
 def test_random_blocks_are_well_formed_and_use_the_texts_numbers(observations):
     policy = RandomPolicy(tools=["python", "calc"], seed=1)
     seen_kinds = set()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from latent_env.bench.cli import strip_timing
+from latent_env.bench.common import strip_timing
 from latent_env.bench.episodes import interleave, select_tasks
 from latent_env.bench.stats import bootstrap_ci, summarize_policy
 from latent_env.cli import main

@@ -34,7 +34,7 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     "command, expected",
     [
         ("bench", ["--policy SPEC", "--episodes", "--jobs", "--families", "(default: synthetic)",
-                   "--no-oracle-by-kind"]),
+                   "--no-oracle-by-kind", "--resume", "MODULE:CLASS or FILE.py:CLASS"]),
         ("complete", ["--max-new-tokens", "(default: hf:default)", "--policy SPEC"]),
         ("compare", ["RESULTS_JSON", "--baseline POLICY", "--out OUT"]),
     ],
@@ -98,7 +98,77 @@ def test_a_user_mistake_in_a_subprocess_is_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "latent-env bench: error: unknown policy 'nonsense'; SPEC is one of: none, random, "
-        "oracle, hf:PATH_OR_ID, openai:BASE_URL#MODEL, tree:BASE_SPEC"
+        "oracle, hf:PATH_OR_ID, openai:BASE_URL#MODEL, tree:BASE_SPEC, MODULE:CLASS, "
+        "FILE.py:CLASS"
+    ]
+
+
+INTERRUPTER = """\
+import os
+import signal
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+class Interrupter:
+    \"\"\"Writes nothing; its first process presses Ctrl-C during its second batch.\"\"\"
+
+    def __init__(self):
+        self.calls = 0
+
+    def act_batch(self, observations, tasks=None):
+        self.calls += 1
+        with open(HERE / "calls.log", "a") as log:
+            log.write(f"{os.getpid()} {len(observations)}\\n")
+        if self.calls == 2 and not (HERE / "pressed").exists():
+            (HERE / "pressed").touch()
+            os.kill(os.getpid(), signal.SIGINT)
+        return ["" for _ in observations]
+
+    def reset(self, seed=None):
+        self.calls = 0
+
+    def get_state(self):
+        return {"calls": self.calls}
+
+    def set_state(self, state):
+        self.calls = state["calls"]
+"""
+
+
+def test_ctrl_c_keeps_finished_work_and_resume_finishes_it(tmp_path):
+    (tmp_path / "mine.py").write_text(INTERRUPTER)
+    args = ("bench", "--model", "tiny-random", "--policy", "none", "--policy",
+            "mine.py:Interrupter", "--tasks", str(HANDMADE), "--out", "out", "--jobs", "3",
+            "--no-oracle-by-kind")
+    done = run_cli(*args, cwd=tmp_path)
+    assert done.returncode == 130, done.stderr
+    assert "interrupted: 1 of 2 runs finished" in done.stderr
+    assert "--resume" in done.stderr.splitlines()[-1]
+    kept = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert kept["complete"] is False and list(kept["policies"]) == ["none"]
+
+    done = run_cli(*args, "--resume", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["complete"] is True
+    assert [s["episodes"] for s in results["policies"].values()] == [7, 7]
+    calls = [line.split() for line in (tmp_path / "calls.log").read_text().splitlines()]
+    first_pid = calls[0][0]
+    # Batch 1 was saved; batch 2 was in flight, so the resumed process runs batches 2 and 3.
+    assert [n for pid, n in calls if pid != first_pid] == ["3", "1"]
+    assert not (tmp_path / "out" / "checkpoint").exists()
+
+
+def test_a_policy_file_with_no_such_class_is_one_line(tmp_path):
+    (tmp_path / "mine.py").write_text(INTERRUPTER)
+    done = run_cli("bench", "--policy", "mine.py:Interupter", "--tasks", str(HANDMADE),
+                   cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "latent-env bench: error: mine.py:Interupter: mine.py has no class 'Interupter' "
+        "(policy classes there: Interrupter)"
     ]
 
 

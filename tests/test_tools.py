@@ -143,13 +143,15 @@ def test_an_isolated_tool_runs_elsewhere_and_cannot_stall_or_crash_the_caller():
         tool.close()
 
 
-def install_fake_distribution(root, dist: str, entry_points: dict[str, str]) -> None:
+def install_fake_distribution(
+    root, dist: str, entry_points: dict[str, str], group: str = "latent_env.tools"
+) -> None:
     """A ``NAME-1.0.dist-info`` folder that importlib.metadata finds on ``sys.path``."""
     info = root / f"{dist.replace('-', '_')}-1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
     lines = "".join(f"{name} = {value}\n" for name, value in entry_points.items())
-    (info / "entry_points.txt").write_text(f"[latent_env.tools]\n{lines}")
+    (info / "entry_points.txt").write_text(f"[{group}]\n{lines}")
 
 
 def test_one_tool_name_from_two_distributions_is_an_error_naming_both(tmp_path, monkeypatch):

@@ -12,13 +12,8 @@ import json
 import sys
 from typing import Any
 
-from latent_env.bench.cli import (
-    DEFAULT_TOOLS,
-    HelpFormatter,
-    add_prompt_argument,
-    load_scorer,
-    load_tool_set,
-)
+from latent_env.bench.cli import HelpFormatter, add_prompt_argument
+from latent_env.bench.common import DEFAULT_TOOLS, BenchUsageError, load_scorer, load_tool_set
 from latent_env.context import COMBINERS
 
 
@@ -65,7 +60,6 @@ def greedy_continuation(model: Any, tokenizer: Any, context: str, max_new_tokens
 def run_complete(args: argparse.Namespace) -> int:
     """The ``complete`` command: prints latent, tool outputs and both continuations."""
     from agents import PolicyError, make_policy
-    from latent_env.bench.cli import BenchUsageError
     from latent_env.env import LatentEnv
     from latent_env.latent import build_latent
     from latent_env.tasks import Task

@@ -3,7 +3,8 @@
 Tasks go in batches of ``jobs``: one vector-env reset pins a batch's tasks, the policy acts on
 all observations at once, and one step runs every tool block and scores every episode in a
 single batched scorer call. Each episode becomes a JSON-ready record. A policy that raises stops
-its own run (``PolicyRun.error``); the records made before stay.
+its own run (``PolicyRun.error``); the records made before stay. A run can report every batch as
+it ends and continue from saved batches (``latent-env bench --resume``).
 """
 
 from __future__ import annotations
@@ -91,24 +92,37 @@ def run_policy(
     stepper: EpisodeStepper,
     seed: int,
     on_batch: Callable[[int], None] | None = None,
+    resume: PolicyRun | None = None,
+    resume_state: Any = None,
+    after_batch: Callable[[PolicyRun, int, Any], None] | None = None,
 ) -> PolicyRun:
     """Run ``policy`` on ``tasks`` (one episode each) in batches of ``stepper.width``.
 
     Episode ``i`` resets its env with seed ``seed + i`` whatever the batch size. Any exception
     raised by the policy marks the run failed with a one-line message.
+
+    ``resume`` (the records and wall time of batches already run, a whole number of batches)
+    and ``resume_state`` (what the policy's ``get_state()`` gave after them) continue an
+    interrupted run: the policy is reset, its state restored, and the remaining batches run, so
+    the result equals an uninterrupted run's. ``after_batch(run, first, state)`` is called after
+    each batch (``first``: its first episode; ``state``: the policy's ``get_state()``, or None).
     """
     run = PolicyRun(policy.name)
+    if resume is not None:  # kept even if the policy now fails to start
+        run.records, run.wall_s = list(resume.records), resume.wall_s
     try:
         policy.reset(seed)
+        if resume is not None:
+            policy.set_state(resume_state)
         prepare = getattr(policy, "prepare", None)
         if callable(prepare):
             prepare()  # load weights before the clock starts
     except Exception as exc:  # the policy's failure, not the benchmark's
         run.error = _describe(exc)
         return run
-    start = time.perf_counter()
+    start = time.perf_counter() - run.wall_s
     tokenizer = stepper.scorer.tokenizer
-    for first in range(0, len(tasks), stepper.width):
+    for first in range(len(run.records), len(tasks), stepper.width):
         batch = list(tasks[first : first + stepper.width])
         observations = stepper.reset(batch, [seed + first + i for i in range(len(batch))])
         try:
@@ -119,10 +133,25 @@ def run_policy(
         infos = stepper.step(actions)
         for i, (task, action, info) in enumerate(zip(batch, actions, infos)):
             run.records.append(episode_record(run.spec, first + i, task, action, info, tokenizer))
+        run.wall_s = time.perf_counter() - start
+        if after_batch is not None:
+            after_batch(run, first, policy_state(policy))
         if on_batch is not None:
             on_batch(len(batch))
     run.wall_s = time.perf_counter() - start
     return run
+
+
+def policy_state(policy: Any) -> Any:
+    """``policy.get_state()``, or None for a policy without a usable one: such a run is rerun
+    from its first episode rather than continued."""
+    get_state = getattr(policy, "get_state", None)
+    if not callable(get_state) or not callable(getattr(policy, "set_state", None)):
+        return None
+    try:
+        return get_state()
+    except Exception:  # a state that cannot be taken only costs the rerun of this policy
+        return None
 
 
 def _act(policy: Any, observations: list[str], tasks: list[Task]) -> list[str]:
