@@ -7,7 +7,7 @@
     python train_rl.py --preset smoke --print_config   # the resolved configuration, then exit
     accelerate launch --multi_gpu --num_processes 2 train_rl.py --preset smoke
 
-Presets live in latent_env/trl/presets/*.yaml; any flag overrides them, and every option of the
+Presets live in latent_env/training/presets/*.yaml; any flag overrides them, and every option of the
 chosen TRL trainer (GRPOConfig, RLOOConfig, PPOConfig) is accepted too. ``--help`` shows the
 defaults of the chosen ``--preset`` and ``--algo``.
 """
@@ -41,7 +41,7 @@ def preset_values(preset: str, algo: str) -> dict:
     """A preset's ``common`` and ``<algo>`` sections, flattened (``<algo>`` wins)."""
     import yaml
 
-    from latent_env.trl.config import PRESET_DIR, available_presets
+    from latent_env.training.config import PRESET_DIR, available_presets
 
     path = PRESET_DIR / f"{preset}.yaml"
     if not path.is_file():
@@ -63,8 +63,8 @@ def preset_config_file(preset: str, algo: str) -> str:
 def parse(argv: Sequence[str]):
     from trl import TrlParser
 
-    from latent_env.trl.algos import config_class
-    from latent_env.trl.config import (
+    from latent_env.training.algos import config_class
+    from latent_env.training.config import (
         EvalArguments,
         LatentArguments,
         LoraArguments,
@@ -80,7 +80,7 @@ def parse(argv: Sequence[str]):
         (PipelineArguments, SFTArguments, LatentArguments, EvalArguments, RLArguments,
          LoraArguments, config_class(algo)),
         description=__doc__.split("\n\n")[0],
-        epilog=f"presets: {', '.join(available_presets())} (latent_env/trl/presets/)",
+        epilog=f"presets: {', '.join(available_presets())} (latent_env/training/presets/)",
     )
     if any(a in ("-h", "--help") for a in argv):
         # Show what this preset runs with, not the dataclasses' and TRL's own defaults.
@@ -112,8 +112,8 @@ def run_flags(argv: Sequence[str]) -> list[str]:
 def resumed_argv(argv: Sequence[str]) -> list[str]:
     """With ``--resume``: the flags the run was started with, then those given now (which win),
     so ``train_rl.py --resume`` goes on with the run's own preset and options."""
-    from latent_env.trl.checkpoints import RunState
-    from latent_env.trl.pipeline import is_main_process, resolve_run_dir
+    from latent_env.training.checkpoints import RunState
+    from latent_env.training.run_context import is_main_process, resolve_run_dir
 
     if not any(a == "--resume" or a.startswith("--resume=") for a in argv):
         return list(argv)
@@ -133,13 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         argv = resumed_argv(argv)
         pipeline, sft, latent, evaluation, rl, lora, trl_config = parse(argv)
-        from latent_env.trl.pipeline import (
-            StageError,
-            build_context,
-            is_main_process,
-            resolved_config,
-            run_pipeline,
-        )
+        from latent_env.training.pipeline import build_context, run_pipeline
+        from latent_env.training.run_context import StageError, is_main_process, resolved_config
 
         if pipeline.print_config:
             config = resolved_config(pipeline, sft, latent, evaluation, rl, trl_config, lora)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from latent_env.agents.base import PolicyError, PolicySpecError, Sample, rng_from_state, rng_state
+from latent_env.agents.spec import typed_options
 
-from agents.base import PolicyError, PolicySpecError, Sample, rng_from_state, rng_state
-from agents.spec import typed_options
 from latent_env.actions import DONE_TOKEN
 from latent_env.tasks import Task
 

@@ -4,7 +4,7 @@
 ``--policy my_policies:Mine`` works from the folder holding ``my_policies.py`` without shadowing
 installed packages. ``FILE.py`` is executed once per process as a private module (its folder is
 searched last for its own imports, as for a script). Every failure is one
-:class:`~agents.base.PolicySpecError` line naming the SPEC and the place: no such module or file,
+:class:`~latent_env.agents.base.PolicySpecError` line naming the SPEC and the place: no such module or file,
 an import that raised (with its file:line), no such class, or a class that is not a policy.
 """
 
@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from agents.base import PolicySpecError
+from latent_env.agents.base import PolicySpecError
 
 MODULE_REF = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 FILE_REF = re.compile(r"^(?P<path>.+\.py):(?P<name>[A-Za-z_]\w*)$")
@@ -56,7 +56,7 @@ def load_class_ref(ref: str, label: str | None = None) -> type:
 
 
 def check_policy_class(label: str, cls: object) -> None:
-    """Refuse anything but a class with the :class:`~agents.base.Policy` methods."""
+    """Refuse anything but a class with the :class:`~latent_env.agents.base.Policy` methods."""
     if not inspect.isclass(cls):
         raise PolicySpecError(f"{label}: {getattr(cls, '__name__', cls)!s} is a "
                               f"{type(cls).__name__}, not a class ({PROTOCOL_HINT})")

@@ -4,7 +4,7 @@ Each observation is sent as the user message to ``POST {BASE_URL}/chat/completio
 standard library's ``urllib`` (no extra dependency). Requests run concurrently in a small thread
 pool; each has a timeout, and timeouts, connection failures, 429 and 5xx answers are retried a
 bounded number of times with exponential backoff. A request that still fails raises
-:class:`~agents.base.PolicyError` naming the URL and the HTTP status.
+:class:`~latent_env.agents.base.PolicyError` naming the URL and the HTTP status.
 
 The API key, if the server needs one, comes from ``$OPENAI_API_KEY`` (never from the spec, so it
 does not end up in ``results.json``).
@@ -21,8 +21,9 @@ from collections.abc import Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from agents.base import PolicyError, PolicySpecError
-from agents.spec import typed_options
+from latent_env.agents.base import PolicyError, PolicySpecError
+from latent_env.agents.spec import typed_options
+
 from latent_env.actions import DONE_TOKEN
 from latent_env.tasks import Task
 

@@ -39,9 +39,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agents.base import Policy, PolicySpecError
-from agents.loader import is_class_ref, load_class_ref
-from agents.spec import TOOLS_PARAMETER, constructor_options, no_target, split_options
+from latent_env.agents.base import Policy, PolicySpecError
+from latent_env.agents.loader import is_class_ref, load_class_ref
+from latent_env.agents.spec import TOOLS_PARAMETER, constructor_options, no_target, split_options
 
 ENTRY_POINT_GROUP = "latent_env.policies"
 OWN_DISTRIBUTION = "latent-env"
@@ -49,12 +49,12 @@ OWN_DISTRIBUTION = "latent-env"
 #: so a checkout whose installed metadata predates one (an editable install not reinstalled)
 #: still resolves every built-in SPEC.
 BUILTIN_POLICIES: dict[str, str] = {
-    "none": "agents.simple:NonePolicy",
-    "random": "agents.simple:RandomPolicy",
-    "oracle": "agents.simple:OraclePolicy",
-    "hf": "agents.hf:HFPolicy",
-    "openai": "agents.openai:OpenAIPolicy",
-    "tree": "agents.tree:TreePolicy",
+    "none": "latent_env.agents.simple:NonePolicy",
+    "random": "latent_env.agents.simple:RandomPolicy",
+    "oracle": "latent_env.agents.simple:OraclePolicy",
+    "hf": "latent_env.agents.hf:HFPolicy",
+    "openai": "latent_env.agents.openai:OpenAIPolicy",
+    "tree": "latent_env.agents.tree:TreePolicy",
 }
 POLICY_FAMILIES = tuple(BUILTIN_POLICIES)
 _USAGE = {"hf": "hf:PATH_OR_ID", "openai": "openai:BASE_URL#MODEL", "tree": "tree:BASE_SPEC"}

@@ -15,8 +15,8 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
+from latent_env.agents.base import PolicyError, rng_from_state, rng_state
 
-from agents.base import PolicyError, rng_from_state, rng_state
 from latent_env.tasks import Task
 
 NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?")

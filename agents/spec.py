@@ -13,7 +13,7 @@ import types
 from collections.abc import Mapping
 from typing import Any, Union, get_args, get_origin
 
-from agents.base import PolicySpecError
+from latent_env.agents.base import PolicySpecError
 
 OPTION = re.compile(r"^[a-z_][a-z0-9_]*=[A-Za-z0-9_.+-]*$")  # values: numbers, words
 TOOLS_PARAMETER = "tools"  # a constructor parameter of this name gets the environment's tools

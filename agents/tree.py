@@ -24,8 +24,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agents.base import PolicySpecError, Sample, SamplingPolicy
-from agents.spec import typed_options
+from latent_env.agents.base import PolicySpecError, Sample, SamplingPolicy
+from latent_env.agents.spec import typed_options
+
 from latent_env.actions import parse_action
 from latent_env.episode import render_turn
 from latent_env.latent import run_tool_segments
@@ -139,7 +140,7 @@ class TreePolicy:
     ) -> TreePolicy:
         """``tree:BASE_SPEC?options``: ``k``, ``depth`` and ``temperature`` are the tree's, the
         other options go to the base policy."""
-        from agents.registry import make_policy
+        from latent_env.agents.registry import make_policy
 
         if not target:
             raise PolicySpecError("tree: needs a base policy, e.g. tree:hf:default?k=4&depth=2")

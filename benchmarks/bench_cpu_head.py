@@ -1,4 +1,4 @@
-"""TRL's fused LM head on a CPU against the plain head ``latent_env.trl.cpu_head`` gives trainers.
+"""TRL's fused LM head on a CPU against the plain head ``latent_env.training.cpu_head`` gives trainers.
 
     python benchmarks/bench_cpu_head.py [--tokens 3000] [--threads 2] [--repeats 5]
 
@@ -38,7 +38,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from trl.kernels import ChunkedLogProbFunction
 
-    from latent_env.trl.cpu_head import _token_fields
+    from latent_env.training.cpu_head import _token_fields
 
     generator = torch.Generator().manual_seed(0)
     hidden = torch.randn(args.tokens, HIDDEN, generator=generator, requires_grad=True)

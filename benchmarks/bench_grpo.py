@@ -80,8 +80,8 @@ def main() -> None:
     from latent_env.env import LatentEnv
     from latent_env.models import configure_threads, load_model
     from latent_env.scoring import LogLikScorer
-    from latent_env.trl.data import rl_records, split_tasks
-    from latent_env.trl.rl import reward_functions
+    from latent_env.training.data import rl_records, split_tasks
+    from latent_env.training.rl import reward_functions
 
     configure_threads(args.threads)
     frozen, tokenizer = load_model(args.model)

@@ -5,7 +5,7 @@
 Every style runs the task's gold program, so every answer is right; only the form differs:
 ``program`` is the program as the task gives it (what the oracle policy writes), ``echo-N`` makes
 its final ``print`` repeat the last N words of the text's last line before the answer
-(``latent_env.trl.data.echo_latent``), ``echo-line`` the whole last line. SFT traces use the
+(``latent_env.training.data.echo_latent``), ``echo-line`` the whole last line. SFT traces use the
 winning form. Mean gain in nats and answer accuracy (greedy continuation with the latent equals
 the answer), over the same tasks, through ``latent-env bench``'s runner.
 """
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from latent_env.tasks import Task
-from latent_env.trl.data import echo_latent, gold_latent
+from latent_env.training.data import echo_latent, gold_latent
 
 
 class StylePolicy:
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from latent_env.bench.runner import EpisodeStepper, run_policy
     from latent_env.env import LatentEnv
     from latent_env.models import configure_threads
-    from latent_env.trl.data import split_tasks
+    from latent_env.training.data import split_tasks
 
     configure_threads(args.threads)
     env = LatentEnv(tasks=None, model=args.model, tools=["python"])

@@ -16,43 +16,13 @@ from latent_env.episode import (
     text_space,
 )
 from latent_env.latent import ToolBudget
+from latent_env.prompt import DEFAULT_PROMPT, PromptLike, prompt_for
+from latent_env.rewards.rubric import Rubric
 from latent_env.tools.base import Tool
-from rewards.rubric import Rubric
 
 MAX_ACTION_CHARS = 16_384
 MAX_OBSERVATION_CHARS = 65_536
 DEFAULT_TASKS = "synthetic-small"
-
-# The founding document's "Example Prompt", adapted: what latent data is for, and the tools.
-FOUNDING_PROMPT = """You are a language model reading a text whose next words you must predict. \
-Predicting is hard when the text needs calculation or careful reasoning. Before the text goes \
-on, you may write latent data that will be placed in front of it to help you:
-{tools}
-- <reason>step-by-step reasoning</reason>
-The results are shown to you as <output>…</output>. Do not continue the text yourself. \
-Write <done/> when you are finished.
-
-<text>{context}</text>
-"""
-# The same instruction in a few tokens: on a CPU, prompt length is training time.
-COMPACT_PROMPT = """Write latent data that helps predict how the text goes on: {tags} \
-(tool outputs are shown to you), or <reason>…</reason>. Do not continue the text.
-<text>{context}</text>
-"""
-PROMPTS = {"compact": COMPACT_PROMPT, "founding": FOUNDING_PROMPT}
-DEFAULT_PROMPT = "compact"
-
-
-def describe_tools(tools: Mapping[str, Tool]) -> str:
-    return "\n".join(f"- <{tag}>…</{tag}>: {tool.description}" for tag, tool in tools.items())
-
-
-def render_prompt(template: str, task: Any, tools: Mapping[str, Tool]) -> str:
-    """Fill a prompt template: ``{context}``, ``{tools}`` (described) and ``{tags}``."""
-    template = PROMPTS.get(template, template)
-    tags = ", ".join(f"<{tag}>…</{tag}>" for tag in tools)
-    return template.format(context=task.context, tools=describe_tools(tools), tags=tags)
-
 
 class LatentEnv(gym.Env):
     """Write latent data that makes the true continuation of a text more likely.
@@ -141,7 +111,7 @@ class LatentEnv(gym.Env):
         max_turns: int = 4,
         reward: Rubric | Mapping[str, float] | str | None = None,
         combiner: str | Callable[[str, str], str] = "prefix",
-        prompt: str | Callable[[Any, Mapping[str, Tool]], str] | None = None,
+        prompt: PromptLike | None = None,
         max_action_chars: int = MAX_ACTION_CHARS,
         render_mode: str | None = None,
         tool_budget: ToolBudget | None = None,
@@ -220,11 +190,7 @@ class LatentEnv(gym.Env):
         return self.tasks[int(self.np_random.integers(len(self.tasks)))]
 
     def new_episode(self, task: Any) -> Episode:
-        if callable(self.prompt):
-            text = self.prompt(task, self.tools)
-        else:
-            text = render_prompt(self.prompt, task, self.tools)
-        return Episode(task=task, prompt=text)
+        return Episode(task=task, prompt=prompt_for(self.prompt, task, self.tools))
 
     def prepare_action(self, episode: Episode, action: Any) -> str:
         text, changed = sanitize_text(action, self.max_action_chars)

@@ -22,9 +22,9 @@ from latent_env.latent import (
     merge_latents,
     run_tool_segments,
 )
+from latent_env.rewards.rubric import Rubric
+from latent_env.rewards.terms import Outcome
 from latent_env.tools.base import Tool
-from rewards.rubric import Rubric
-from rewards.terms import Outcome
 
 # Gymnasium's Text space needs an explicit charset: every BMP character but surrogates and most
 # control characters. Characters outside it (emoji, lone surrogates) are replaced by U+FFFD.

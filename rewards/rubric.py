@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
-from rewards import terms
-from rewards.terms import Outcome
+from latent_env.rewards import terms
+from latent_env.rewards.terms import Outcome
 
 TermFn = Callable[[Outcome], float]
 

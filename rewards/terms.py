@@ -1,7 +1,7 @@
 """Reward terms: plain functions of an episode's outcome, each returning a finite float.
 
 The environment builds an :class:`Outcome` once per finished episode and a
-:class:`~rewards.rubric.Rubric` combines the terms. All terms are in natural units: nats for the
+:class:`~latent_env.rewards.rubric.Rubric` combines the terms. All terms are in natural units: nats for the
 likelihood gain, 0/1 for hits, counts for costs (weights scale them).
 """
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from latent_env.agents import Policy, PolicyError, PolicySpecError, make_policy, split_options
+from latent_env.agents.hf import HFPolicy, _cut_at_done, _generated_lengths, done_stopping_criteria
+from latent_env.agents.openai import OpenAIPolicy
+from latent_env.agents.simple import NUMBER, NonePolicy, OraclePolicy, RandomPolicy, observed_text
+from latent_env.agents.tree import TreePolicy
 
-from agents import Policy, PolicyError, PolicySpecError, make_policy, split_options
-from agents.hf import HFPolicy, _cut_at_done, _generated_lengths, done_stopping_criteria
-from agents.openai import OpenAIPolicy
-from agents.simple import NUMBER, NonePolicy, OraclePolicy, RandomPolicy, observed_text
-from agents.tree import TreePolicy
 from latent_env.actions import parse_action
 from latent_env.env import LatentEnv
 from latent_env.tasks import FOUNDING_TASK, Task, make_suite

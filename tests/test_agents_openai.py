@@ -9,9 +9,9 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from latent_env.agents import PolicyError, make_policy
+from latent_env.agents.openai import OpenAIPolicy
 
-from agents import PolicyError, make_policy
-from agents.openai import OpenAIPolicy
 from latent_env.cli import main
 from tests.test_agents import one_torch_thread  # noqa: F401 (autouse: one torch thread)
 from tests.test_bench import bench_args

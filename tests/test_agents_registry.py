@@ -9,10 +9,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from latent_env.agents import PolicySpecError, available_policies, make_policy
+from latent_env.agents.registry import BUILTIN_POLICIES, ENTRY_POINT_GROUP
+from latent_env.agents.simple import NonePolicy, RandomPolicy
 
-from agents import PolicySpecError, available_policies, make_policy
-from agents.registry import BUILTIN_POLICIES, ENTRY_POINT_GROUP
-from agents.simple import NonePolicy, RandomPolicy
 from tests.policy_fakes import Echo
 from tests.test_tools import install_fake_distribution
 
@@ -43,7 +43,7 @@ def test_builtins_resolve_whatever_the_installed_metadata_says(tmp_path, monkeyp
     assert isinstance(make_policy("random?seed=3"), RandomPolicy)
     monkeypatch.undo()
     # ... a fresh one lists them under the project's own name: no clash with the built-ins.
-    install_policies(tmp_path, "latent-env", {"none": "agents.simple:NonePolicy"})
+    install_policies(tmp_path, "latent-env", {"none": "latent_env.agents.simple:NonePolicy"})
     monkeypatch.syspath_prepend(str(tmp_path))
     assert isinstance(make_policy("none"), NonePolicy)
 
@@ -76,7 +76,7 @@ def test_a_plugin_cannot_take_a_builtin_name(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(PolicySpecError, match=re.escape(
             "policy name 'random' is registered by two distributions, 'latent-env' "
-            "(agents.simple:RandomPolicy) and 'rogue-policies' (tests.policy_fakes:Echo)")):
+            "(latent_env.agents.simple:RandomPolicy) and 'rogue-policies' (tests.policy_fakes:Echo)")):
         available_policies()
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from latent_env.agents import make_policy
+from latent_env.agents.base import Sample
+from latent_env.agents.tree import Node, TreePolicy, numeric_answer, select
 
-from agents import make_policy
-from agents.base import Sample
-from agents.tree import Node, TreePolicy, numeric_answer, select
 from latent_env.tools.base import ToolOutput
 from latent_env.tools.registry import load_tools
 from tests.test_agents import one_torch_thread  # noqa: F401 (autouse: one torch thread)

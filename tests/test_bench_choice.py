@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from latent_env.agents.simple import OraclePolicy
 from rich.console import Console
 
-from agents.simple import OraclePolicy
 from latent_env.bench.choice import (
     ORACLE_BY_KIND,
     best_candidate,

@@ -7,7 +7,7 @@ import pytest
 
 from latent_env.bench.paired import describe, paired_against, paired_difference, sign_test_p
 from latent_env.cli import main
-from latent_env.trl.evaluate import last_stage_paired
+from latent_env.training.evaluate import last_stage_paired
 from tests.test_bench import bench_args
 
 

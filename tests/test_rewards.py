@@ -3,9 +3,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from latent_env.rewards import Outcome, RewardError, Rubric, terms
 
-from rewards import Outcome, RewardError, Rubric, terms
-from rewards.trl import completion_text
+from latent_env.training.reward import completion_text
 
 
 def outcome(**kw) -> Outcome:

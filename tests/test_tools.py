@@ -188,7 +188,7 @@ def test_one_tool_default_everywhere():
     from latent_env import ENV_ID
     from latent_env.bench.cli import DEFAULT_TOOLS as BENCH_TOOLS
     from latent_env.tools.registry import DEFAULT_TOOLS
-    from latent_env.trl.config import PipelineArguments
+    from latent_env.training.config import PipelineArguments
 
     assert "wordcount" in available_tools()
     assert list(load_tools()) == list(DEFAULT_TOOLS) == ["python", "calc", "predict"]

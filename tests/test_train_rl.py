@@ -14,9 +14,9 @@ import pytest
 
 import train_rl
 from latent_env.tasks import make_suite, write_jsonl
-from latent_env.trl.checkpoints import last_checkpoint
-from latent_env.trl.config import PipelineArguments, SFTArguments, available_presets
-from tests.test_trl_task_sets import unsplit
+from latent_env.training.checkpoints import last_checkpoint
+from latent_env.training.config import PipelineArguments, SFTArguments, available_presets
+from tests.test_training_task_sets import unsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRL_EXPERIMENTAL_SILENCE": "1",
@@ -55,9 +55,9 @@ def test_bad_stage_order_and_algo_are_rejected_with_a_fix():
 def test_train_per_kind_sizes_each_family_and_keeps_sft_and_rl_apart(tmp_path):
     from collections import Counter
 
-    from latent_env.trl.data import trace_kind
-    from latent_env.trl.pipeline import build_context
-    from latent_env.trl.stages import train_tasks
+    from latent_env.training.data import trace_kind
+    from latent_env.training.pipeline import build_context
+    from latent_env.training.stages import train_tasks
 
     pipeline, sft, latent, evaluation, rl, _, trl_config = train_rl.parse(
         ["--train_per_family", "3", "--train_per_kind", "code=5,empty=2",
@@ -73,9 +73,9 @@ def test_train_per_kind_sizes_each_family_and_keeps_sft_and_rl_apart(tmp_path):
 
 
 def test_supervised_stages_checkpoint_and_log_as_the_preset_and_flags_say(tmp_path):
-    from latent_env.trl.pipeline import build_context
-    from latent_env.trl.sft import sft_config
-    from latent_env.trl.stages import trainer_flags
+    from latent_env.training.pipeline import build_context
+    from latent_env.training.sft import sft_config
+    from latent_env.training.stages import trainer_flags
 
     def sft_settings(*flags: str) -> tuple:
         parsed = train_rl.parse([*flags, "--run_dir", str(tmp_path / str(len(flags)))])
@@ -91,7 +91,7 @@ def test_supervised_stages_checkpoint_and_log_as_the_preset_and_flags_say(tmp_pa
 
 
 def test_resume_goes_on_with_the_flags_the_run_was_started_with(tmp_path):
-    from latent_env.trl.pipeline import build_context
+    from latent_env.training.pipeline import build_context
 
     assert train_rl.run_flags(["--resume", "--run_dir", "R", "--seed", "3", "--resume=true",
                                "--run_dir=S", "--resume", "true", "--x"]) == ["--seed", "3", "--x"]
@@ -107,7 +107,8 @@ def test_resume_goes_on_with_the_flags_the_run_was_started_with(tmp_path):
 
 
 def test_state_json_is_written_before_any_work_so_resume_finds_the_run(tmp_path):
-    from latent_env.trl.pipeline import build_context, resolve_run_dir
+    from latent_env.training.pipeline import build_context
+    from latent_env.training.run_context import resolve_run_dir
 
     run_dir = tmp_path / "20260101-000000"
     pipeline, sft, latent, evaluation, rl, lora, trl_config = train_rl.parse(
@@ -123,7 +124,7 @@ def test_state_json_is_written_before_any_work_so_resume_finds_the_run(tmp_path)
 def test_default_preset_leaves_room_for_the_longest_gold_latent(tmp_path):
     """The CPU preset's generation limits must not cut a correct latent (trend programs are long)."""
     from latent_env.models import load_tokenizer
-    from latent_env.trl.data import split_tasks, trace_latent
+    from latent_env.training.data import split_tasks, trace_latent
 
     pipeline, sft, _, evaluation, _, _, trl_config = train_rl.parse(["--run_dir", str(tmp_path)])
     assert pipeline.model == "default" and sft.sft_trace_style == "echo"
@@ -358,7 +359,7 @@ def test_two_process_cpu_launch_with_accelerate(tmp_path):
 
 
 def test_run_directory_defaults(tmp_path, monkeypatch):
-    from latent_env.trl.pipeline import resolve_run_dir
+    from latent_env.training.run_context import resolve_run_dir
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     fresh = resolve_run_dir("", False, root=tmp_path)

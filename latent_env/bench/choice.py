@@ -44,7 +44,7 @@ NO_EXPECTATION = "–"
 def gold_actions(task: Task) -> dict[str, str]:
     """``{kind: action}`` for every kind the task has gold for; ``"empty"`` is always there.
 
-    The code action is the one :class:`agents.simple.OraclePolicy` writes.
+    The code action is the one :class:`latent_env.agents.simple.OraclePolicy` writes.
     """
     actions: dict[str, str] = {}
     if task.program:

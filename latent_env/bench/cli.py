@@ -98,7 +98,7 @@ def add_bench_subparser(subparsers: argparse._SubParsersAction) -> None:
 
 def add_prompt_argument(parser: argparse.ArgumentParser) -> None:
     """``--prompt``: the environment's instruction template the policy reads."""
-    from latent_env.env import DEFAULT_PROMPT, PROMPTS
+    from latent_env.prompt import DEFAULT_PROMPT, PROMPTS
 
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, choices=sorted(PROMPTS),
                         help="the environment's prompt template around the text")

@@ -59,10 +59,9 @@ def greedy_continuation(model: Any, tokenizer: Any, context: str, max_new_tokens
 
 def run_complete(args: argparse.Namespace) -> int:
     """The ``complete`` command: prints latent, tool outputs and both continuations."""
-    from agents import PolicyError, make_policy
-    from latent_env.env import LatentEnv
+    from latent_env.agents import PolicyError, make_policy
     from latent_env.latent import build_latent
-    from latent_env.tasks import Task
+    from latent_env.prompt import render_prompt
 
     if args.max_new_tokens < 1:
         raise BenchUsageError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
@@ -72,11 +71,8 @@ def run_complete(args: argparse.Namespace) -> int:
     policy = make_policy(args.policy, tools=tools,
                          shared_models={args.model: (scorer.model, scorer.tokenizer)})
     policy.reset(args.seed)
-    # The policy reads exactly what the environment would show it; the continuation is unknown
-    # here and never scored, so the task carries a placeholder.
-    env = LatentEnv(tasks=[], scorer=scorer, tools=tools, prompt=args.prompt)
-    task = Task(id="complete", context=args.text, continuation="?")
-    observation = env.new_episode(task).prompt
+    # The policy reads exactly what the environment would show it (the same template).
+    observation = render_prompt(args.prompt, args.text, tools)
     try:
         action = policy.act_batch([observation])[0]
         latent = build_latent(action, tools)

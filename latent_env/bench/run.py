@@ -42,7 +42,7 @@ from latent_env.bench.results import (
     write_outputs,
     write_results,
 )
-from latent_env.env import DEFAULT_PROMPT
+from latent_env.prompt import DEFAULT_PROMPT
 
 
 class BenchInterrupted(KeyboardInterrupt):
@@ -88,7 +88,7 @@ def run_bench(
     resume: bool = False,
     show: bool = True,
 ) -> dict[str, Any]:
-    """Benchmark ``policies`` (SPEC strings, see :func:`agents.make_policy`) and write ``out``.
+    """Benchmark ``policies`` (SPEC strings, see :func:`latent_env.agents.make_policy`) and write ``out``.
 
     Args mirror ``latent-env bench``'s flags: ``tasks`` is a suite name or a JSONL file,
     ``split`` a named suite's split, ``episodes`` the episodes per policy (default: every
@@ -135,7 +135,7 @@ def _joined(value: str | Sequence[str] | None) -> str | None:
 
 def _check_options(options: BenchOptions) -> dict[str, Any]:
     """The tools, once every SPEC builds: a bad SPEC fails before anything heavy loads."""
-    from agents import make_policy
+    from latent_env.agents import make_policy
 
     if not options.policies:
         raise BenchUsageError("name at least one policy (--policy SPEC)")
@@ -156,7 +156,7 @@ def _check_options(options: BenchOptions) -> dict[str, Any]:
 
 
 def _bench(options: BenchOptions, tools: dict, resume: bool, show: bool) -> dict[str, Any]:
-    from agents import make_policy
+    from latent_env.agents import make_policy
     from latent_env.bench.episodes import select_tasks
     from latent_env.tasks import load_tasks
 

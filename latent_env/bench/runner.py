@@ -164,7 +164,7 @@ def _act(policy: Any, observations: list[str], tasks: list[Task]) -> list[str]:
 
 
 def _describe(exc: BaseException) -> str:
-    from agents.base import PolicyError
+    from latent_env.agents.base import PolicyError
 
     if isinstance(exc, PolicyError):
         return str(exc)

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from latent_env.tasks.rawtext import ScorerLike, tasks_from_text
+from latent_env.tasks.splits import SPLITS, split_of
 from latent_env.tasks.task import Task, TaskError
 
 MIN_PASSAGE_CHARS = 1200
@@ -76,14 +77,7 @@ class Passage:
     @property
     def split(self) -> str:
         """The split that owns this passage (by the hash of its text)."""
-        return _split_of(self.text)
-
-
-def _split_of(text: str) -> str:
-    # Imported here: suites imports the families, which import this module.
-    from latent_env.tasks.suites import split_of
-
-    return split_of(text)
+        return split_of(self.text)
 
 
 def _paragraph_spans(text: str) -> list[tuple[int, int]]:
@@ -258,7 +252,6 @@ def corpus_tasks(
     ``{id_prefix}/{split}/{family}/NNNN``; ``meta`` holds source ``"corpus"``, the document,
     passage key, mode, split, the offset in the document and ``split_key``.
     """
-    from latent_env.tasks.suites import SPLITS
 
     if split not in SPLITS:
         raise TaskError(f'unknown split "{split}" (choose from {", ".join(SPLITS)})')

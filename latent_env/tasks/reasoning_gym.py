@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from latent_env.tasks.suites import SPLITS, context_key, split_of
+from latent_env.tasks.splits import SPLITS, context_key, split_of
 from latent_env.tasks.task import Task, TaskError
 
 INSTALL_HINT = ("the reasoning-gym adapter needs the optional 'reasoning-gym' package: "

@@ -15,7 +15,6 @@ any train context, however the contexts overlap.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import zlib
 from collections.abc import Sequence
@@ -26,14 +25,9 @@ import numpy as np
 
 from latent_env.tasks.families import FAMILIES, check_difficulty, check_family
 from latent_env.tasks.jsonl import load_jsonl
+from latent_env.tasks.splits import SPLITS, context_key, split_of
 from latent_env.tasks.task import Task, TaskError, TaskFormatError
 from latent_env.tasks.textspec import is_text_spec, load_text_spec
-
-SPLITS: tuple[str, ...] = ("train", "validation", "test")
-# Per-mille ranges of the context hash owned by each split.
-_SPLIT_RANGES: dict[str, tuple[int, int]] = {
-    "test": (0, 200), "validation": (200, 400), "train": (400, 1000),
-}
 
 FOUNDING_TASK = Task(
     id="founding/test/average/0000",
@@ -75,18 +69,6 @@ SUITES: dict[str, Suite] = {
 def list_suites() -> list[str]:
     """Names of the built-in suites (details in :data:`SUITES`)."""
     return list(SUITES)
-
-
-def context_key(context: str) -> str:
-    """Content hash of a context, insensitive to whitespace differences."""
-    return hashlib.sha256(" ".join(context.split()).encode("utf-8")).hexdigest()
-
-
-def split_of(context: str) -> str:
-    """The split that owns ``context`` (``"train"``, ``"validation"`` or ``"test"``); pass a
-    task's ``meta["split_key"]`` instead when it has one (see the module docstring)."""
-    bucket = int(context_key(context)[:8], 16) % 1000
-    return next(s for s, (lo, hi) in _SPLIT_RANGES.items() if lo <= bucket < hi)
 
 
 _RESERVED_FOR_TEST = frozenset({context_key(FOUNDING_TASK.context)})

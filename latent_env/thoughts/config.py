@@ -12,7 +12,9 @@ from typing import ClassVar
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-THINKING_TOKEN = "<thinking>"
+from latent_env.actions import THINKING_TOKEN  # one spelling for the grammar and the model
+
+__all__ = ["LATENT_MODES", "THINKING_TOKEN", "LatentThoughtConfig"]
 LATENT_MODES = ("hidden", "fusion")
 
 

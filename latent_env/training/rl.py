@@ -1,0 +1,99 @@
+"""The RL stage: TRL's GRPO, RLOO or PPO trainers, paid by the environment's reward.
+
+GRPO and RLOO take reward functions: :class:`latent_env.training.reward.EnvReward` runs each completion through
+the environment (tool blocks execute in the sandbox, the latent is scored by the frozen reward
+model). A second, weight-0 function logs the answer accuracy from the same episodes without
+scoring them again. PPO needs a reward *model*; :mod:`latent_env.training.ppo` wraps the environment in
+one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from latent_env.env import LatentEnv
+from latent_env.training.anchor import TraceBatches, anchored
+from latent_env.training.checkpoints import train_and_save
+from latent_env.training.cpu_head import plain_head_on_cpu
+from latent_env.training.reward import EnvReward
+
+
+class LoggedTerm:
+    """A weight-0 reward function that reports a term of the episodes ``source`` just scored."""
+
+    def __init__(self, source: EnvReward, term: str) -> None:
+        self.source, self.term = source, term
+        self.__name__ = term
+
+    def __call__(self, prompts: Any, completions: Any, **kwargs: Any) -> list[float]:
+        infos = self.source.last_infos
+        if len(infos) != len(completions):
+            raise RuntimeError("LoggedTerm must come after its EnvReward in reward_funcs")
+        return [float(info[f"reward/{self.term}"]) for info in infos]
+
+
+def reward_functions(env: LatentEnv) -> tuple[list[Any], list[float]]:
+    paid = EnvReward(env, term="total")
+    paid.__name__ = "env_reward"
+    logged = [LoggedTerm(paid, t) for t in ("loglik_gain", "answer_hit", "tool_error")]
+    return [paid, *logged], [1.0] + [0.0] * len(logged)
+
+
+def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records: list[dict],
+                  config: Any, out_dir: Path, resume: bool,
+                  anchor: TraceBatches | None = None,
+                  peft_config: Any = None,
+                  save_every_minutes: float = 0.0) -> tuple[Path, dict]:
+    """GRPO or RLOO on ``records`` (prompt + task JSON); returns the final model dir, metrics.
+    With ``anchor``, every step also pays its supervised loss (:mod:`latent_env.training.anchor`);
+    with ``peft_config``, only LoRA adapters train (:mod:`latent_env.training.lora`). Checkpoints
+    follow ``config``'s save settings and ``save_every_minutes``."""
+    from datasets import Dataset
+
+    funcs, weights = reward_functions(env)
+    config.reward_weights = weights
+    trainer_cls = anchored(_trainer_class(algo)) if anchor else _trainer_class(algo)
+    trainer = trainer_cls(
+        model=model,
+        reward_funcs=funcs,
+        args=config,
+        train_dataset=Dataset.from_list(records),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    trainer.anchor = anchor
+    plain_head_on_cpu(trainer)
+    _, final = train_and_save(trainer, tokenizer, out_dir, resume, save_every_minutes)
+    return final, summarise_log(trainer.state.log_history)
+
+
+def summarise_log(history: list[dict]) -> dict[str, Any]:
+    """First and last logged values of the reward metrics, and the step count."""
+    keys = [k for k in ("reward", "rewards/env_reward/mean", "rewards/loglik_gain/mean",
+                        "rewards/answer_hit/mean", "rewards/tool_error/mean", "anchor/nll")
+            if any(k in h for h in history)]
+    rows = [h for h in history if any(k in h for k in keys)]
+    out: dict[str, Any] = {"logged_steps": len(rows)}
+    if rows:
+        out["first"] = {k: rows[0].get(k) for k in keys}
+        out["last"] = {k: rows[-1].get(k) for k in keys}
+    out["steps"] = max((h.get("step", 0) for h in history), default=0)
+    return out
+
+
+def _trainer_class(algo: str) -> Any:
+    if algo == "grpo":
+        from trl import GRPOTrainer
+
+        return GRPOTrainer
+    if algo == "rloo":
+        from trl import RLOOTrainer
+
+        return RLOOTrainer
+    raise ValueError(f"online RL algo must be grpo or rloo, got {algo!r}")
+
+
+def task_of(record: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(record["task"])
