@@ -9,8 +9,13 @@ installs them.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"latent_env": ROOT / "latent_env", "latent_env.agents": ROOT / "agents",
@@ -159,3 +164,29 @@ def test_pyproject_installs_every_package_folder_under_its_name():
     assert set(config["packages"]) == packages
     assert config["package-dir"] == {"latent_env.agents": "agents",
                                      "latent_env.rewards": "rewards"}
+
+
+def test_a_users_own_agents_and_rewards_modules_do_not_shadow_ours(tmp_path):
+    for name in ("agents", "rewards"):
+        (tmp_path / f"{name}.py").write_text("import latent_env  # a user's module of this name\n")
+    code = ("import latent_env.env, latent_env.agents, latent_env.training.reward; "
+            "from latent_env.agents import make_policy; print(make_policy('none').name)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "none"
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_the_package_its_data_and_no_generic_top_level_names(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                          "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (wheel,) = tmp_path.glob("latent_env-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert tops == {"latent_env", "train_rl.py"}
+    assert {"latent_env/agents/registry.py", "latent_env/rewards/rubric.py",
+            "latent_env/training/presets/default.yaml",
+            "latent_env/training/accelerate/fsdp.yaml"} <= names
