@@ -44,9 +44,10 @@ class Policy(Protocol):
     is rerun from its first episode).
 
     A class registered under the ``latent_env.policies`` entry-point group, or named as
-    ``MODULE:CLASS`` / ``FILE.py:CLASS``, is built from its SPEC (:mod:`latent_env.agents.registry`) by a
-    class method ``from_spec(target, options, *, tools, shared_models)`` when it has one, else
-    by its constructor with the SPEC's options as keyword arguments.
+    ``MODULE:CLASS`` / ``FILE.py:CLASS``, is built from its SPEC
+    (:mod:`latent_env.agents.registry`) by a class method
+    ``from_spec(target, options, *, tools, shared_models)`` when it has one, else by its
+    constructor with the SPEC's options as keyword arguments.
     """
 
     name: str

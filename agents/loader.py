@@ -4,8 +4,9 @@
 ``--policy my_policies:Mine`` works from the folder holding ``my_policies.py`` without shadowing
 installed packages. ``FILE.py`` is executed once per process as a private module (its folder is
 searched last for its own imports, as for a script). Every failure is one
-:class:`~latent_env.agents.base.PolicySpecError` line naming the SPEC and the place: no such module or file,
-an import that raised (with its file:line), no such class, or a class that is not a policy.
+:class:`~latent_env.agents.base.PolicySpecError` line naming the SPEC and the place: no such
+module or file, an import that raised (with its file:line), no such class, or a class that is
+not a policy.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""TRL's fused LM head on a CPU against the plain head ``latent_env.training.cpu_head`` gives trainers.
+"""TRL's fused LM head on a CPU against the plain head ``latent_env.training.cpu_head`` gives
+trainers.
 
     python benchmarks/bench_cpu_head.py [--tokens 3000] [--threads 2] [--repeats 5]
 

@@ -1,8 +1,12 @@
-"""Reward functions for latent-env: terms, a weighted rubric, and TRL-signature adapters.
+"""Reward functions for latent-env: terms and a weighted rubric.
 
-* :mod:`latent_env.rewards.terms` — plain functions of an episode :class:`~latent_env.rewards.terms.Outcome`.
-* :mod:`latent_env.rewards.rubric` — :class:`~latent_env.rewards.rubric.Rubric`, a weighted sum (weight 0 = logged only).
-* :mod:`latent_env.training.reward` — callables with TRL's ``(prompts, completions, **kwargs)`` signature.
+* :mod:`latent_env.rewards.terms`: plain functions of an episode's
+  :class:`~latent_env.rewards.terms.Outcome`.
+* :mod:`latent_env.rewards.rubric`: :class:`~latent_env.rewards.rubric.Rubric`, a weighted sum
+  (weight 0 = logged only).
+
+They import nothing from the engine; the TRL adapter, callables with TRL's
+``(prompts, completions, **kwargs)`` signature, is :mod:`latent_env.training.reward`.
 """
 
 from latent_env.rewards.rubric import DEFAULT_WEIGHTS, TERMS, RewardError, Rubric

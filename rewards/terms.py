@@ -1,8 +1,8 @@
 """Reward terms: plain functions of an episode's outcome, each returning a finite float.
 
 The environment builds an :class:`Outcome` once per finished episode and a
-:class:`~latent_env.rewards.rubric.Rubric` combines the terms. All terms are in natural units: nats for the
-likelihood gain, 0/1 for hits, counts for costs (weights scale them).
+:class:`~latent_env.rewards.rubric.Rubric` combines the terms. All terms are in natural units:
+nats for the likelihood gain, 0/1 for hits, counts for costs (weights scale them).
 """
 
 from __future__ import annotations

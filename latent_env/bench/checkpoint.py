@@ -7,7 +7,8 @@
                               its records, wall time and error
 ``NN/BBBBBB.json``            run ``NN``'s batch of episodes from ``BBBBBB`` on: its records, the
                               wall time so far and the policy's state after it (see
-                              ``latent_env.agents.base.Policy``); written only for policies that give one
+                              ``latent_env.agents.base.Policy``); written only for policies
+                              that give one
 ============================  ===================================================================
 
 Each file is written once, atomically (a temporary file, then a rename), so an interrupt at any

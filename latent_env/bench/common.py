@@ -49,7 +49,8 @@ def output_dir(path: str | os.PathLike[str]) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BenchUsageError(f"--out {path}: cannot create the directory ({exc.strerror})") from None
+        raise BenchUsageError(
+            f"--out {path}: cannot create the directory ({exc.strerror})") from None
     return out
 
 

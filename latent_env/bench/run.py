@@ -88,7 +88,8 @@ def run_bench(
     resume: bool = False,
     show: bool = True,
 ) -> dict[str, Any]:
-    """Benchmark ``policies`` (SPEC strings, see :func:`latent_env.agents.make_policy`) and write ``out``.
+    """Benchmark ``policies`` (SPEC strings, see :func:`latent_env.agents.make_policy`) and write
+    ``out``.
 
     Args mirror ``latent-env bench``'s flags: ``tasks`` is a suite name or a JSONL file,
     ``split`` a named suite's split, ``episodes`` the episodes per policy (default: every

@@ -2,8 +2,8 @@
 
 The RL algorithm's own TRL config (``GRPOConfig``, ``RLOOConfig`` or ``PPOConfig``) is parsed
 alongside, so every TRL option (``--learning_rate``, ``--num_generations``, ``--use_vllm``, …)
-passes straight through. Presets are YAML files in ``latent_env/training/presets/`` that set defaults;
-command-line flags override them.
+passes straight through. Presets are YAML files in ``latent_env/training/presets/`` that set
+defaults; command-line flags override them.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ class PipelineArguments:
     tools: str = field(default=",".join(DEFAULT_TOOLS), metadata={
         "help": "tools the policy may call (entry-point names)"})
     reward: str = field(default="loglik_gain=1", metadata={
-        "help": "reward rubric as term=weight pairs (see latent_env.rewards.rubric.TERMS); unmentioned "
-                "terms are logged with weight 0"})
+        "help": "reward rubric as term=weight pairs (see latent_env.rewards.rubric.TERMS); "
+                "unmentioned terms are logged with weight 0"})
     run_dir: str = field(default="", metadata={
         "help": "run directory: resolved config, logs, per-stage checkpoints, metrics, report "
                 "(default: runs/<date-time>; with --resume, the newest run in runs/)"})

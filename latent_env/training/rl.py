@@ -1,10 +1,10 @@
 """The RL stage: TRL's GRPO, RLOO or PPO trainers, paid by the environment's reward.
 
-GRPO and RLOO take reward functions: :class:`latent_env.training.reward.EnvReward` runs each completion through
-the environment (tool blocks execute in the sandbox, the latent is scored by the frozen reward
-model). A second, weight-0 function logs the answer accuracy from the same episodes without
-scoring them again. PPO needs a reward *model*; :mod:`latent_env.training.ppo` wraps the environment in
-one.
+GRPO and RLOO take reward functions: :class:`latent_env.training.reward.EnvReward` runs each
+completion through the environment (tool blocks execute in the sandbox, the latent is scored by
+the frozen reward model). A second, weight-0 function logs the answer accuracy from the same
+episodes without scoring them again. PPO needs a reward *model*; :mod:`latent_env.training.ppo`
+wraps the environment in one.
 """
 
 from __future__ import annotations
