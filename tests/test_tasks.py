@@ -410,3 +410,14 @@ def test_cli_module_subprocess_smoke(tmp_path):
 def test_main_returns_exit_code(capsys):
     assert main(["list"]) == 0
     assert "synthetic" in capsys.readouterr().out
+
+
+def test_tasks_without_a_family_group_as_other_and_interleave_keeps_prefixes_balanced():
+    from latent_env.tasks.task import NO_FAMILY, group_by_family, interleave
+
+    tasks = [Task(id=f"{f}{i}", context="x", continuation="y", family=f or None)
+             for f, i in [("a", 0), ("", 1), ("a", 2), ("b", 3), ("", 4)]]
+    groups = group_by_family(tasks)
+    assert {k: [t.id for t in v] for k, v in groups.items()} == {
+        "a": ["a0", "a2"], NO_FAMILY: ["1", "4"], "b": ["b3"]}
+    assert [t.id for t in interleave(list(groups.values()))] == ["a0", "1", "b3", "a2", "4"]

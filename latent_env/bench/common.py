@@ -54,12 +54,13 @@ def output_dir(path: str | os.PathLike[str]) -> Path:
     return out
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename: never a half-written file."""
+def write_json_atomic(path: Path, data: Any, default: Any = None) -> None:
+    """Write JSON through a temporary file and a rename: never a half-written file
+    (``default`` as ``json.dump``'s, for values JSON has no type for)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, ensure_ascii=False, allow_nan=False)
+            json.dump(data, fh, indent=1, ensure_ascii=False, allow_nan=False, default=default)
             fh.write("\n")
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)

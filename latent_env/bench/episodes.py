@@ -11,13 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from latent_env.tasks import Task, TaskError
+from latent_env.tasks.task import family_of, group_by_family, interleave
 
-NO_FAMILY = "other"
-
-
-def family_of(task: Task) -> str:
-    """The family a task is reported under (``"other"`` when it has none)."""
-    return task.family or NO_FAMILY
+__all__ = ["family_of", "interleave", "select_tasks"]
 
 
 def select_tasks(
@@ -36,9 +32,7 @@ def select_tasks(
         raise TaskError(f"--limit must be at least 1, got {limit}")
     if episodes is not None and episodes < 1:
         raise TaskError(f"--episodes must be at least 1, got {episodes}")
-    by_family: dict[str, list[Task]] = {}
-    for task in tasks:
-        by_family.setdefault(family_of(task), []).append(task)
+    by_family = group_by_family(tasks)
     if families:
         missing = [f for f in families if f not in by_family]
         if missing:
@@ -54,8 +48,3 @@ def select_tasks(
         return ordered
     return [ordered[i % len(ordered)] for i in range(episodes)]
 
-
-def interleave(groups: Sequence[Sequence[Task]]) -> list[Task]:
-    """Round-robin over groups: g0[0], g1[0], …, g0[1], g1[1], … (shorter groups drop out)."""
-    longest = max((len(g) for g in groups), default=0)
-    return [g[i] for i in range(longest) for g in groups if i < len(g)]

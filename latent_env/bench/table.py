@@ -26,8 +26,8 @@ def fmt_ci(ci: list[float] | None, digits: int = 3, signed: bool = True) -> str:
     return f"[{fmt_num(ci[0], digits, signed)}, {fmt_num(ci[1], digits, signed)}]"
 
 
-def fmt_pct(value: float | None) -> str:
-    return MISSING if value is None else f"{100 * value:.1f}%"
+def fmt_pct(value: float | None, digits: int = 1) -> str:
+    return MISSING if value is None else f"{100 * value:.{digits}f}%"
 
 
 def fmt_pct_ci(ci: list[float] | None) -> str:

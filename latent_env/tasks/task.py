@@ -11,6 +11,7 @@ keeps every other key of the JSON object (difficulty, split, seed, template, ...
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,3 +119,28 @@ def _json_kind(value: Any) -> str:
     if value is None:
         return "null"
     return kinds.get(type(value), type(value).__name__)
+
+
+#: The family a task without one is grouped and reported under.
+NO_FAMILY = "other"
+
+
+def family_of(task: Task) -> str:
+    """The family ``task`` is grouped and reported under (:data:`NO_FAMILY` when it has none)."""
+    return task.family or NO_FAMILY
+
+
+def group_by_family(tasks: Iterable[Task]) -> dict[str, list[Task]]:
+    """Tasks by :func:`family_of`, families in first-seen order, tasks in their given order."""
+    groups: dict[str, list[Task]] = {}
+    for task in tasks:
+        groups.setdefault(family_of(task), []).append(task)
+    return groups
+
+
+def interleave(groups: Sequence[Sequence[Task]]) -> list[Task]:
+    """Round-robin over groups: g0[0], g1[0], …, g0[1], g1[1], … (shorter groups drop out), so
+    any prefix keeps the groups balanced."""
+    longest = max((len(g) for g in groups), default=0)
+    return [g[i] for i in range(longest) for g in groups if i < len(g)]
+

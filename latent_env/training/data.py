@@ -18,6 +18,7 @@ from latent_env.actions import DONE_TOKEN
 from latent_env.env import LatentEnv
 from latent_env.tasks import Task, load_split
 from latent_env.tasks.families import EXPECTED_KINDS
+from latent_env.tasks.task import group_by_family, interleave
 from latent_env.training.config import TRACE_STYLES
 
 ECHO_WORDS = 6  # measured on 54 train tasks: 2 words +6.02 nats, 3: +6.24, 6: +6.34
@@ -121,15 +122,7 @@ def rl_records(env: LatentEnv, tasks: Sequence[Task]) -> list[dict[str, Any]]:
 
 def take_per_family(tasks: Sequence[Task], per_family: int) -> list[Task]:
     """The first ``per_family`` tasks of each family, interleaved so any prefix is balanced."""
-    by_family: dict[str, list[Task]] = {}
-    for task in tasks:
-        bucket = by_family.setdefault(task.family or "", [])
-        if len(bucket) < per_family:
-            bucket.append(task)
-    out: list[Task] = []
-    for i in range(per_family):
-        out.extend(bucket[i] for bucket in by_family.values() if i < len(bucket))
-    return out
+    return interleave([group[:per_family] for group in group_by_family(tasks).values()])
 
 
 def split_tasks(spec: str, split: str, per_family: int) -> list[Task]:

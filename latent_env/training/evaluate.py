@@ -11,7 +11,6 @@ trained policy is also paired, task by task, with the checkpoint its last stage 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from latent_env.training.data import take_per_family
@@ -119,6 +118,7 @@ def scoring_setup(ctx: RunContext) -> dict[str, str]:
 def write_eval(ctx: RunContext, summaries: dict[str, Any], records: list[dict[str, Any]],
                paired: dict[str, Any] | None = None, choice: dict[str, Any] | None = None) -> None:
     from latent_env.bench.choice import choice_markdown, print_choice_table
+    from latent_env.bench.common import write_json_atomic
     from latent_env.bench.paired import describe
     from latent_env.bench.plots import write_plots
     from latent_env.bench.table import print_tables
@@ -129,7 +129,7 @@ def write_eval(ctx: RunContext, summaries: dict[str, Any], records: list[dict[st
                "episodes": records,
                "config": {"tasks": ctx.pipeline.tasks, "split": "test",
                           "per_family": ctx.evaluation.eval_per_family, **scoring_setup(ctx)}}
-    (out / "results.json").write_text(json.dumps(payload, indent=2, default=str))
+    write_json_atomic(out / "results.json", payload, default=str)  # as bench writes its own
     footer = describe(paired["baseline"], paired["candidate"], paired) if paired else ""
     table = markdown_table(summaries)
     (out / "table.md").write_text(table + (f"\n{footer}\n" if footer else ""))
@@ -162,8 +162,12 @@ def _headline(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _num(value: float | None) -> str:
-    return "–" if value is None else f"{value:+.2f}"
+    from latent_env.bench.table import fmt_num
+
+    return fmt_num(value, digits=2)
 
 
 def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.0f}%"
+    from latent_env.bench.table import fmt_pct
+
+    return fmt_pct(value, digits=0)

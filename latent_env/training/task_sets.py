@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from latent_env.tasks import Task, context_key, load_split, split_task_file, task_file
+from latent_env.tasks.task import group_by_family
 from latent_env.training.data import take_per_family, trace_kind
 
 TASK_SETS_FILE = "tasks.json"
@@ -32,11 +33,8 @@ FILE_RULE = ('a single task file is split by each task\'s "split" field, or with
 def family_shares(tasks: Sequence[Any], size: Callable[[Any], int], part: str) -> list[Any]:
     """Of each family, the first ``size(task)`` tasks (``part="sft"``) or the next as many
     (``"rl"``); a family's size is that of its first task. Families keep their first-seen order."""
-    families: dict[str, list[Any]] = {}
-    for task in tasks:
-        families.setdefault(task.family or "", []).append(task)
     out = []
-    for group in families.values():
+    for group in group_by_family(tasks).values():
         n = size(group[0])
         out.extend(group[:n] if part == "sft" else group[n:2 * n])
     return out
@@ -56,10 +54,7 @@ def train_share(spec: str, part: str, per_family: int,
     def size(task: Task) -> int:
         return per_kind.get(trace_kind(task) or "", per_family)
 
-    families: dict[str, list[Task]] = {}
-    for task in tasks:
-        families.setdefault(task.family or "", []).append(task)
-    for family, group in families.items():
+    for family, group in group_by_family(tasks).items():
         n, kind = size(group[0]), trace_kind(group[0]) or ""
         if len(group) < (n if part == "sft" else 2 * n):
             flag = f"--train_per_kind {kind}={n}" if kind in per_kind else f"--train_per_family {n}"
