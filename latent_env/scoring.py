@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latent_env.context import Combiner, get_combiner
+from latent_env.tokens import pad_token_id, start_token_id
 
 DEFAULT_BATCH_TOKENS = 4096
 DEFAULT_MAX_LENGTH = 2048
@@ -124,11 +125,8 @@ class LogLikScorer:
         self.combiner = get_combiner(combiner)
         self.cache_size = cache_size
         self._baseline_cache: OrderedDict[tuple[str, str], ScoreResult] = OrderedDict()
-        start = tokenizer.bos_token_id
-        self.start_token_id = start if start is not None else tokenizer.eos_token_id
-        self.pad_token_id = tokenizer.pad_token_id
-        if self.pad_token_id is None:
-            self.pad_token_id = tokenizer.eos_token_id
+        self.start_token_id = start_token_id(tokenizer)
+        self.pad_token_id = pad_token_id(tokenizer)
         self._supports_logits_to_keep = _accepts_kwarg(model, "logits_to_keep")
         self.stats = {"forward_passes": 0, "tokens_scored": 0, "padded_tokens": 0, "cache_hits": 0}
 

@@ -46,11 +46,11 @@ def greedy_continuation(model: Any, tokenizer: Any, context: str, max_new_tokens
     """Greedy continuation of ``context``, tokenised as the scorer does (start token + text)."""
     import torch
 
-    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else (
-        tokenizer.eos_token_id)
-    ids = [start] + (tokenizer(context, add_special_tokens=False).input_ids if context else [])
+    from latent_env.tokens import pad_token_id, start_token_id
+
+    ids = [start_token_id(tokenizer)] + (tokenizer(context, add_special_tokens=False).input_ids if context else [])
     input_ids = torch.tensor([ids], dtype=torch.long)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_token_id(tokenizer)
     with torch.inference_mode():
         out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                              max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad)

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from latent_env.tokens import pad_token_id
+
 
 @dataclass(frozen=True)
 class StageSpec:
@@ -217,7 +219,7 @@ def build_stage_examples(
     """Run ``model`` over ``traces`` and insert ``<thinking>`` at its low-confidence positions."""
     thinking_id = model.config.thinking_token_id
     sequences = [tokenize_trace(tokenizer, t["prompt"], t["completion"]) for t in traces]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_token_id(tokenizer)
     if threshold > 0.0:
         probabilities = gold_probabilities(model, sequences, pad, settings.batch_size)
     else:  # nothing can fall below 0: skip the model pass
