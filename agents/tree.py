@@ -4,7 +4,8 @@ work), choosing by the model's own agreement and confidence — never by the hid
 For each observation:
 
 1. sample ``k`` candidate actions from the base policy (which must be able to sample: ``hf:…``);
-2. run their tool blocks with the environment's tools;
+2. run their tool blocks with the environment's tools, as the episode engine runs an action's
+   (``latent_env.episode.run_actions``);
 3. for each further level up to ``depth``, take the best node so far and ask the base policy to
    continue it, showing it its own action with the tool outputs (the environment's multi-turn
    transcript format); each of the ``k`` continuations is a child node (parent action + its own);
@@ -27,9 +28,7 @@ from typing import Any
 from latent_env.agents.base import PolicySpecError, Sample, SamplingPolicy
 from latent_env.agents.spec import typed_options
 
-from latent_env.actions import parse_action
-from latent_env.episode import render_turn
-from latent_env.latent import run_tool_segments
+from latent_env.episode import render_turn, run_actions
 from latent_env.tasks import Task
 from latent_env.tools.base import Tool, ToolOutput
 
@@ -200,11 +199,9 @@ class TreePolicy:
 
     def run_candidates(self, candidates: Sequence[tuple[Node, Sample]]) -> list[Node]:
         """Run every candidate's new blocks in one batch per tool and build the child nodes."""
-        tags = self.tools.keys()
-        parsed = [parse_action(sample.text, tags) for _, sample in candidates]
-        outputs = run_tool_segments(parsed, self.tools)
+        runs = run_actions([sample.text for _, sample in candidates], self.tools)
         children = []
-        for (parent, sample), p, outs in zip(candidates, parsed, outputs):
+        for (parent, sample), (p, outs) in zip(candidates, runs):
             joiner = "\n" if parent.action else ""
             children.append(Node(
                 action=parent.action + joiner + sample.text,

@@ -7,22 +7,29 @@ from typing import Any
 
 import gymnasium as gym
 
-from latent_env.episode import (
-    Episode,
-    fit_observation,
-    run_turns,
-    sanitize_text,
-    score_episodes,
-    text_space,
-)
+from latent_env.engine import MAX_ACTION_CHARS, MAX_OBSERVATION_CHARS, EpisodeEngine, Scorer
+from latent_env.episode import Episode, text_space
 from latent_env.latent import ToolBudget
-from latent_env.prompt import DEFAULT_PROMPT, PromptLike, prompt_for
+from latent_env.prompt import PromptLike
 from latent_env.rewards.rubric import Rubric
+from latent_env.tasks import Task
 from latent_env.tools.base import Tool
 
-MAX_ACTION_CHARS = 16_384
-MAX_OBSERVATION_CHARS = 65_536
+__all__ = ["MAX_ACTION_CHARS", "MAX_OBSERVATION_CHARS", "LatentEnv", "as_task"]
 DEFAULT_TASKS = "synthetic-small"
+
+
+class _EngineAttribute:
+    """An attribute of the env that is its engine's (one copy of the settings, shared)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, env: Any, owner: type | None = None) -> Any:
+        return self if env is None else getattr(env.engine, self.name)
+
+    def __set__(self, env: Any, value: Any) -> None:
+        setattr(env.engine, self.name, value)
 
 class LatentEnv(gym.Env):
     """Write latent data that makes the true continuation of a text more likely.
@@ -84,6 +91,12 @@ class LatentEnv(gym.Env):
     example prompt), a format string with ``{context}``, ``{tools}``, ``{tags}``, or a callable |
     | ``max_action_chars`` | ``16384`` | longer actions are cut |
     | ``tool_budget`` | ``ToolBudget()`` | per-action tool limits, see ``latent_env.latent`` |
+    | ``engine`` | ``None`` | a ready ``EpisodeEngine`` to run on (envs sharing one); its \
+    tools, scorer, reward, mode, prompt and limits replace those arguments |
+
+    Episodes run on ``self.engine`` (``latent_env.engine.EpisodeEngine``); ``tools``,
+    ``scorer``, ``rubric``, ``mode``, ``max_turns``, ``prompt``, ``max_action_chars`` and
+    ``tool_budget`` are the engine's.
 
     ## Version History
     * v0: initial release.
@@ -100,12 +113,21 @@ class LatentEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
 
+    tools = _EngineAttribute()
+    scorer = _EngineAttribute()
+    rubric = _EngineAttribute()
+    mode = _EngineAttribute()
+    max_turns = _EngineAttribute()
+    prompt = _EngineAttribute()
+    max_action_chars = _EngineAttribute()
+    tool_budget = _EngineAttribute()
+
     def __init__(
         self,
         tasks: str | Sequence[Any] | None = DEFAULT_TASKS,
         split: str = "train",
         model: str = "default",
-        scorer: Any = None,
+        scorer: Scorer | None = None,
         tools: Sequence[str] | Mapping[str, Tool] | None = None,
         mode: str = "single",
         max_turns: int = 4,
@@ -115,109 +137,79 @@ class LatentEnv(gym.Env):
         max_action_chars: int = MAX_ACTION_CHARS,
         render_mode: str | None = None,
         tool_budget: ToolBudget | None = None,
+        *,
+        engine: EpisodeEngine | None = None,
     ) -> None:
-        if mode not in ("single", "multi"):
-            raise ValueError(f"mode must be 'single' or 'multi', got {mode!r}")
-        if max_turns < 1:
-            raise ValueError(f"max_turns must be at least 1, got {max_turns}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        self.tasks = resolve_tasks(tasks, split)
-        self.tools = resolve_tools(tools)
-        self.mode, self.max_turns = mode, max_turns
-        self.rubric = Rubric.from_spec(reward)
         self.model_spec, self.combiner = model, combiner
-        self._scorer = scorer
-        self.prompt = prompt or DEFAULT_PROMPT
-        self.max_action_chars = max_action_chars
-        self.tool_budget = tool_budget or ToolBudget()
+        if engine is None:
+            load = scorer if scorer is not None else self._load_scorer
+            engine = EpisodeEngine(
+                resolve_tools(tools), Rubric.from_spec(reward), scorer=load, prompt=prompt,
+                mode=mode, max_turns=max_turns, max_action_chars=max_action_chars,
+                tool_budget=tool_budget,
+            )
+        self.engine = engine
+        self.tasks = resolve_tasks(tasks, split)
         self.render_mode = render_mode
-        self.action_space = text_space(max_action_chars, min_length=0)
+        self.action_space = text_space(self.engine.max_action_chars, min_length=0)
         self.observation_space = text_space(MAX_OBSERVATION_CHARS, min_length=1)
         self.episode: Episode | None = None
-        self._last_info: dict[str, Any] = {}
 
     # ---- Gymnasium API ------------------------------------------------------------------------
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self.episode = self.new_episode(self.draw_task(options))
-        return self._observation(), {"task_id": self.episode.task.id,
-                                     "family": getattr(self.episode.task, "family", None)}
+        return self.engine.observe(self.episode), {
+            "task_id": self.episode.task.id, "family": getattr(self.episode.task, "family", None)}
 
     def step(self, action: Any):
         if self.episode is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         if self.episode.finished:
             warning = "episode already ended; call reset()"
-            return self._observation(), 0.0, True, False, {**self._last_info, "warning": warning}
-        action = self.prepare_action(self.episode, action)
-        run_turns([self.episode], [action], self.tools, self.tool_budget)
-        terminated, truncated = self.end_flags(self.episode)
-        if not (terminated or truncated):
-            return self._observation(), 0.0, False, False, {"turn": self.episode.turns}
-        info = self.finish([self.episode])[0]
-        return self._observation(), float(info["reward/total"]), terminated, truncated, info
+            return (self.engine.observe(self.episode), 0.0, True, False,
+                    {**self.episode.info, "warning": warning})
+        turn = self.engine.act([self.episode], [action])[0]
+        if not (turn.terminated or turn.truncated):
+            return turn.observation, 0.0, False, False, {"turn": self.episode.turns}
+        info = self.engine.finish([self.episode])[0]
+        return turn.observation, float(info["reward/total"]), turn.terminated, turn.truncated, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self.episode is None:
             return None
-        reward = self._last_info.get("reward/total")
+        reward = self.episode.info.get("reward/total")
         tail = f"\n[reward {reward:+.3f}]" if reward is not None else ""
         return self.episode.observation + tail
 
     def close(self) -> None:
-        for tool in self.tools.values():
-            tool.close()
+        self.engine.close()
 
     # ---- pieces the vector env reuses ---------------------------------------------------------
 
-    @property
-    def scorer(self) -> Any:
-        if self._scorer is None:
-            from latent_env.models import load_model
-            from latent_env.scoring import LogLikScorer
-
-            model, tokenizer = load_model(self.model_spec)
-            self._scorer = LogLikScorer(model, tokenizer, combiner=self.combiner)
-        return self._scorer
-
-    def draw_task(self, options: dict[str, Any] | None) -> Any:
+    def draw_task(self, options: dict[str, Any] | None) -> Task:
         if options and options.get("task") is not None:
             return as_task(options["task"])
         if not self.tasks:
             raise ValueError("no tasks to draw from: pass tasks=… or options={'task': …}")
         return self.tasks[int(self.np_random.integers(len(self.tasks)))]
 
-    def new_episode(self, task: Any) -> Episode:
-        return Episode(task=task, prompt=prompt_for(self.prompt, task, self.tools))
+    def new_episode(self, task: Task) -> Episode:
+        """A fresh episode of ``task`` (its ``prompt`` is the first observation)."""
+        return self.engine.start([task])[0]
 
-    def prepare_action(self, episode: Episode, action: Any) -> str:
-        text, changed = sanitize_text(action, self.max_action_chars)
-        episode.actions_changed += int(changed)
-        return text
+    def _load_scorer(self) -> Scorer:
+        from latent_env.models import load_model
+        from latent_env.scoring import LogLikScorer
 
-    def end_flags(self, episode: Episode) -> tuple[bool, bool]:
-        done = self.mode == "single" or episode.parsed[-1].done
-        truncated = not done and episode.turns >= self.max_turns
-        return done, truncated
-
-    def finish(self, episodes: Sequence[Episode]) -> list[dict[str, Any]]:
-        infos = score_episodes(episodes, self.scorer, self.rubric)
-        for episode in episodes:
-            episode.finished = True
-        if episodes and episodes[-1] is self.episode:
-            self._last_info = infos[-1]
-        return infos
-
-    def _observation(self) -> str:
-        assert self.episode is not None
-        return fit_observation(self.episode.observation, MAX_OBSERVATION_CHARS)
+        model, tokenizer = load_model(self.model_spec)
+        return LogLikScorer(model, tokenizer, combiner=self.combiner)
 
 
-def as_task(value: Any) -> Any:
-    from latent_env.tasks import Task
-
+def as_task(value: Any) -> Task:
     if isinstance(value, Task):
         return value
     if isinstance(value, Mapping):
@@ -225,7 +217,7 @@ def as_task(value: Any) -> Any:
     raise TypeError(f"options['task'] must be a Task or a dict, got {type(value).__name__}")
 
 
-def resolve_tasks(tasks: str | Sequence[Any] | None, split: str) -> list[Any]:
+def resolve_tasks(tasks: str | Sequence[Any] | None, split: str) -> list[Task]:
     if tasks is None:
         return []
     if isinstance(tasks, str):

@@ -20,14 +20,13 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from latent_env.engine import EpisodeEngine, Scorer
 from latent_env.env import LatentEnv
-from latent_env.episode import fit_observation, run_turns
-
-MAX_OBS = 65_536
 
 
 class LatentVectorEnv(VectorEnv):
-    """``num_envs`` copies of :class:`LatentEnv` sharing one scorer, task list and tool set.
+    """``num_envs`` slots, each a :class:`LatentEnv` (its own episode and random generator),
+    all on one :class:`~latent_env.engine.EpisodeEngine` and one task list.
 
     Keyword arguments are those of :class:`LatentEnv`.
     """
@@ -38,7 +37,8 @@ class LatentVectorEnv(VectorEnv):
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
         first = LatentEnv(**env_kwargs)
-        shared = {"tasks": first.tasks, "tools": first.tools, "scorer": env_kwargs.get("scorer")}
+        self.engine: EpisodeEngine = first.engine
+        shared = {"tasks": first.tasks, "engine": self.engine}
         self.envs = [first] + [
             LatentEnv(**{**env_kwargs, **shared}) for _ in range(num_envs - 1)
         ]
@@ -53,15 +53,8 @@ class LatentVectorEnv(VectorEnv):
         self._needs_reset = np.zeros(num_envs, dtype=bool)
 
     @property
-    def scorer(self) -> Any:
-        return self.share_scorer()
-
-    def share_scorer(self) -> Any:
-        """Load the scorer once (in the first sub-env) and hand it to every other sub-env."""
-        scorer = self.envs[0].scorer
-        for env in self.envs[1:]:
-            env._scorer = scorer
-        return scorer
+    def scorer(self) -> Scorer:
+        return self.engine.scorer
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict | None = None):
         seeds = _seeds(seed, self.num_envs)
@@ -86,33 +79,28 @@ class LatentVectorEnv(VectorEnv):
             _, info = self.envs[i].reset()
             infos = self._add_info(infos, info, int(i))
         episodes = [self.envs[i].episode for i in live]
-        texts = [self.envs[i].prepare_action(ep, actions[i]) for i, ep in zip(live, episodes)]
-        run_turns(episodes, texts, self.envs[0].tools, self.envs[0].tool_budget)
+        turns = self.engine.act(episodes, [actions[i] for i in live])
         ending = []
-        for i, ep in zip(live, episodes):
-            terminated[i], truncated[i] = self.envs[i].end_flags(ep)
-            if terminated[i] or truncated[i]:
+        for i, ep, turn in zip(live, episodes, turns):
+            terminated[i], truncated[i] = turn.terminated, turn.truncated
+            if turn.terminated or turn.truncated:
                 ending.append(i)
             else:
                 infos = self._add_info(infos, {"turn": ep.turns}, i)
-        self.share_scorer()
-        finished = self.envs[0].finish([self.envs[i].episode for i in ending])
+        finished = self.engine.finish([self.envs[i].episode for i in ending])
         for i, info in zip(ending, finished):
             rewards[i] = info["reward/total"]
-            self.envs[i]._last_info = info
             infos = self._add_info(infos, info, i)
         self._needs_reset[:] = False
         self._needs_reset[ending] = True
-        observations = tuple(
-            fit_observation(env.episode.observation, MAX_OBS) for env in self.envs
-        )
+        observations = tuple(self.engine.observe(env.episode) for env in self.envs)
         return observations, rewards, terminated, truncated, infos
 
     def render(self) -> tuple[str | None, ...]:
         return tuple(env.render() for env in self.envs)
 
     def close_extras(self, **kwargs: Any) -> None:
-        self.envs[0].close()
+        self.engine.close()
 
 
 def _per_env_options(options: dict | None, n: int) -> list[dict | None]:

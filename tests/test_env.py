@@ -187,6 +187,18 @@ def test_render_ansi(tiny_scorer):
     env.reset(seed=0)
     env.step("<calc>1</calc>")
     assert "[reward" in env.render()
+    env.reset(seed=1)  # a new episode has earned nothing yet
+    assert "[reward" not in env.render()
+
+
+def test_env_settings_are_its_engines(tiny_scorer):
+    env = LatentEnv(tasks=TASKS, scorer=tiny_scorer, tools=["calc"], mode="multi", max_turns=2)
+    assert env.scorer is env.engine.scorer is tiny_scorer
+    assert (env.mode, env.max_turns, env.tools) == ("multi", 2, env.engine.tools)
+    env.max_turns = 1  # one copy of each setting: setting it on the env sets the engine's
+    env.reset(seed=0)
+    *_, terminated, truncated, _ = env.step("<calc>1</calc>")
+    assert env.engine.max_turns == 1 and truncated and not terminated
 
 
 @pytest.mark.slow

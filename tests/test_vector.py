@@ -83,3 +83,14 @@ def test_reset_can_pin_one_task_per_sub_env(tiny_scorer):
     assert list(infos["task_id"]) == ["eggs", "founding"]
     with pytest.raises(ValueError, match="needs 2 tasks"):
         vec.reset(options={"tasks": [TASKS[0]]})
+
+
+def test_every_slot_runs_on_one_engine_and_a_fresh_slot_renders_no_old_reward(tiny_scorer):
+    vec = LatentVectorEnv(3, tasks=TASKS, scorer=tiny_scorer, tools=["calc"], render_mode="ansi")
+    assert all(env.engine is vec.engine for env in vec.envs)
+    assert vec.scorer is tiny_scorer and vec.envs[2].tools is vec.envs[0].tools
+    vec.reset(seed=0)
+    vec.step(["<calc>1</calc>"] * 3)
+    assert all("[reward" in text for text in vec.render())
+    vec.step([""] * 3)  # autoreset: fresh episodes, not yet paid
+    assert not any("[reward" in text for text in vec.render())

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from latent_env.episode import Episode, run_turns, sanitize_text, score_episodes
+from latent_env.engine import EpisodeEngine
 
 
 def _decode(task: Any) -> Any:
@@ -30,15 +30,17 @@ def completion_text(completion: Any) -> str:
 
 
 class EnvReward:
-    """A TRL reward function backed by a :class:`~latent_env.env.LatentEnv`'s tools and scorer.
+    """A TRL reward function backed by an :class:`~latent_env.engine.EpisodeEngine`: the one of
+    ``source`` (a :class:`~latent_env.env.LatentEnv` or anything with an ``engine``), or
+    ``source`` itself.
 
     ``term`` picks what is returned: ``"total"`` (the rubric's weighted sum) or a term name such as
     ``"loglik_gain"`` or ``"answer_hit"``. ``last_infos`` keeps the per-episode infos of the last
     call for logging.
     """
 
-    def __init__(self, env: Any, term: str = "total") -> None:
-        self.env = env
+    def __init__(self, source: EpisodeEngine | Any, term: str = "total") -> None:
+        self.engine: EpisodeEngine = getattr(source, "engine", source)
         self.term = term
         self.__name__ = f"latent_env_{term}"
         self.last_infos: list[dict[str, Any]] = []
@@ -49,10 +51,7 @@ class EnvReward:
         tasks = columns.get("task")
         if tasks is None:
             raise KeyError("the dataset needs a 'task' column (the task as a dict)")
-        episodes = [Episode(task=as_task(_decode(t)), prompt="") for t in tasks]
-        actions = [
-            sanitize_text(completion_text(c), self.env.max_action_chars)[0] for c in completions
-        ]
-        run_turns(episodes, actions, self.env.tools, self.env.tool_budget)
-        self.last_infos = score_episodes(episodes, self.env.scorer, self.env.rubric)
+        self.last_infos = self.engine.run(
+            [as_task(_decode(t)) for t in tasks], [completion_text(c) for c in completions]
+        )
         return [float(info[f"reward/{self.term}"]) for info in self.last_infos]
