@@ -9,6 +9,7 @@ installs them.
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -179,8 +180,12 @@ def test_a_users_own_agents_and_rewards_modules_do_not_shadow_ours(tmp_path):
 
 @pytest.mark.slow
 def test_the_wheel_holds_the_package_its_data_and_no_generic_top_level_names(tmp_path):
+    # Built from a copy: setuptools writes build/ and *.egg-info/ next to the sources.
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "build", "runs", "*.egg-info", "__pycache__", ".*_cache", "bench-out"))
     out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                          "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+                          "--no-build-isolation", "-w", str(tmp_path), str(source)],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     (wheel,) = tmp_path.glob("latent_env-*.whl")
