@@ -9,6 +9,7 @@ from latent_env.tasks import Task
 from latent_env.tools.base import Tool, ToolOutput
 from latent_env.tools.calc import CalcTool
 from tests.test_env import TASKS
+from tests.test_latent import RaisingBatch  # a plugin whose own run_batch raises
 
 TASK_OBJECTS = [Task.from_dict(t) for t in TASKS]
 
@@ -20,18 +21,6 @@ class Echo(Tool):
 
     def run(self, text: str) -> ToolOutput:
         return ToolOutput("ok", text.replace("[", "<"), duration_s=0.001)
-
-
-class RaisingBatch(Tool):
-    """A plugin whose own ``run_batch`` raises (its pool died)."""
-
-    tag = "bad"
-
-    def run(self, text: str) -> ToolOutput:
-        return ToolOutput("ok", text)
-
-    def run_batch(self, texts):
-        raise RuntimeError("pool exploded")
 
 
 class ShortBatch(RaisingBatch):
