@@ -1,6 +1,6 @@
 """GRPO step time with the environment's reward vs a constant reward: same model, same batch.
 
-    python benchmarks/bench_grpo.py [--model default|PATH] [--steps 6] [--threads 2]
+    python benchmarks/bench_grpo.py [--model default|PATH] [--steps 6] [--threads 2] [--turns N]
 
 Pass an SFT checkpoint (``RUN/sft/final``) as ``--model`` to time completions that really carry
 code: the untrained default model mostly writes prose, so its sandbox hardly runs.
@@ -11,6 +11,11 @@ completion's tool blocks in the sandbox and scores the continuation with a froze
 model. The learning rate is 0, so both runs sample exactly the same completions (same seed, same
 weights) and the step times differ by the reward alone; the optimiser step still runs. Reports the
 median step time of each (the first step, which warms up, is excluded).
+
+With ``--turns N`` (N > 1) the two runs are instead single-turn and multi-turn episodes, both paid
+by the environment (``--rl_turns 1`` against ``--rl_turns N`` in ``train_rl.py``): the same
+prompts, seed and number of completions, but multi-turn completions see their tool outputs, so
+they differ after the first block. Their mean completion lengths are printed with the times.
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ class StepTimer:
 
 
 def run(model_spec: str, reward_funcs: list[Any], records: list[dict], steps: int,
-        max_new: int) -> list[float]:
+        max_new: int, rollout_func: Any = None) -> tuple[list[float], float]:
+    """Median-ready step times (first excluded) and the mean completion length (tokens the
+    policy wrote)."""
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -63,9 +70,11 @@ def run(model_spec: str, reward_funcs: list[Any], records: list[dict], steps: in
         "on_step_begin": timer.on_step_begin, "on_step_end": timer.on_step_end})()
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=config,
                           train_dataset=Dataset.from_list(records), processing_class=tokenizer,
-                          callbacks=[callback])
+                          callbacks=[callback], rollout_func=rollout_func)
     trainer.train()
-    return timer.times[1:]
+    lengths = [h["completions/mean_length"] for h in trainer.state.log_history
+               if "completions/mean_length" in h]
+    return timer.times[1:], statistics.fmean(lengths)
 
 
 def main() -> None:
@@ -75,13 +84,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-new", type=int, default=160, help="max completion tokens")
+    parser.add_argument("--turns", type=int, default=1,
+                        help="above 1: time single-turn against multi-turn episodes")
     args = parser.parse_args()
 
     from latent_env.env import LatentEnv
     from latent_env.models import configure_threads, load_model
     from latent_env.scoring import LogLikScorer
     from latent_env.training.data import rl_records, split_tasks
-    from latent_env.training.rl import reward_functions
+    from latent_env.training.rl import multi_turn_rollout, reward_functions
 
     configure_threads(args.threads)
     frozen, tokenizer = load_model(args.model)
@@ -89,16 +100,25 @@ def main() -> None:
                     tools=["python", "calc", "predict"])
     records = rl_records(env, split_tasks("synthetic", "train", 8))
     env_funcs, _ = reward_functions(env)
-    constant = run(args.model, [constant_reward], records, args.steps, args.max_new)
-    with_env = run(args.model, env_funcs[:1], records, args.steps, args.max_new)
-    c, e = statistics.median(constant), statistics.median(with_env)
+    if args.turns > 1:
+        rollout = multi_turn_rollout(env, records, args.turns)
+        names = ("environment, single-turn", f"environment, multi-turn (--rl_turns {args.turns})")
+        first = run(args.model, env_funcs[:1], records, args.steps, args.max_new)
+        second = run(args.model, env_funcs[:1], records, args.steps, args.max_new, rollout)
+        target = "multi-turn / single-turn", 1.5
+    else:
+        names = ("constant", "environment (sandbox + frozen-model scoring)")
+        first = run(args.model, [constant_reward], records, args.steps, args.max_new)
+        second = run(args.model, env_funcs[:1], records, args.steps, args.max_new)
+        target = "environment / constant", 1.15
+    a, b = statistics.median(first[0]), statistics.median(second[0])
     print(f"model={args.model} steps={args.steps} (first excluded) threads={args.threads} "
           f"batch=8 completions (2 prompts x 4 generations), {args.max_new} new tokens max")
-    print("| reward | median step (s) | steps timed |")
-    print("|---|---|---|")
-    print(f"| constant | {c:.2f} | {len(constant)} |")
-    print(f"| environment (sandbox + frozen-model scoring) | {e:.2f} | {len(with_env)} |")
-    print(f"ratio environment / constant: {e / c:.3f} (target <= 1.15)")
+    print("| reward | median step (s) | steps timed | mean completion tokens |")
+    print("|---|---|---|---|")
+    for name, (times, length) in zip(names, (first, second)):
+        print(f"| {name} | {statistics.median(times):.2f} | {len(times)} | {length:.1f} |")
+    print(f"ratio {target[0]}: {b / a:.3f} (target <= {target[1]})")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ reward (``training/reward.py``) and, through the bench runner, every benchmark â
 * :meth:`EpisodeEngine.finish` scores the given episodes in one scorer call and turns the gains
   into the rubric's reward terms.
 * :meth:`EpisodeEngine.run` is start + act + finish: single-turn scoring of a batch.
+* :meth:`EpisodeEngine.latents` runs actions that have no task (the latent alone).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from latent_env.actions import ParsedAction
 from latent_env.episode import (
     Episode,
     fit_observation,
+    render_feedback,
     render_turn,
     run_actions,
     sanitize_text,
@@ -69,6 +71,7 @@ class Turn:
     observation: str  # the episode's next observation, as the policy reads it
     terminated: bool  # single mode, or the action wrote ``<done/>``
     truncated: bool  # multi mode, ``max_turns`` actions without ``<done/>``
+    feedback: str = ""  # the tool outputs shown after the action (``render_feedback``)
 
 
 class EpisodeEngine:
@@ -158,8 +161,17 @@ class EpisodeEngine:
             ep.latents.append(assemble_latent(parsed, outputs))
             ep.transcript += render_turn(text, parsed, outputs)
             terminated, truncated = self._end_flags(ep, parsed)
-            turns.append(Turn(tuple(outputs), self.observe(ep), terminated, truncated))
+            turns.append(Turn(tuple(outputs), self.observe(ep), terminated, truncated,
+                              render_feedback(outputs)))
         return turns
+
+    def latents(self, actions: Sequence[Any]) -> list[Latent]:
+        """The latent each action writes as a whole episode of its own, with no task to score
+        (``latent-env complete``, ``score --run``): sanitised, tools run as :meth:`act` runs
+        them."""
+        texts = [sanitize_text(action, self.max_action_chars)[0] for action in actions]
+        return [assemble_latent(parsed, outputs)
+                for parsed, outputs in run_actions(texts, self.tools, self.tool_budget)]
 
     def finish(self, episodes: Sequence[Episode]) -> list[dict[str, Any]]:
         """Score ``episodes`` in one scorer call; returns each one's info dict (reward terms

@@ -117,6 +117,11 @@ def run_actions(
     return list(zip(parsed, run_tool_segments(parsed, tools, budget)))
 
 
+def render_output(output: ToolOutput) -> str:
+    """A tool output as the policy reads it: escaped, inside ``<output>…</output>``."""
+    return f"<output>{escape_structure(output.output)}</output>"
+
+
 def render_turn(
     action: str, parsed: ParsedAction, outputs: Sequence[ToolOutput | None]
 ) -> str:
@@ -125,5 +130,12 @@ def render_turn(
     for seg, out in zip(parsed.segments, outputs):
         parts.append(action[seg.start : seg.end])
         if out is not None:
-            parts.append(f"<output>{escape_structure(out.output)}</output>")
+            parts.append(render_output(out))
     return "".join(parts) + "\n"
+
+
+def render_feedback(outputs: Sequence[ToolOutput | None]) -> str:
+    """What the environment says after an action that ends with a tool block: the outputs of
+    its blocks, as :func:`render_turn` writes them, with the turn's closing newline. A
+    multi-turn rollout appends this to the policy's own tokens and lets it go on."""
+    return "".join(render_output(out) for out in outputs if out is not None) + "\n"

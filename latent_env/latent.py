@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from latent_env.actions import THINKING_TOKEN, ParsedAction, Segment, parse_action
+from latent_env.actions import THINKING_TOKEN, ParsedAction, Segment
 from latent_env.tools.base import Tool, ToolOutput
 
 MAX_LATENT_CHARS = 16_000  # a latent longer than this is cut (the scorer truncates tokens too)
@@ -165,16 +165,6 @@ def merge_latents(latents: Sequence[Latent]) -> Latent:
         sum(lat.n_reason for lat in latents),
         sum(lat.n_thinking for lat in latents),
     )
-
-
-def build_latent(action: str, tools: Mapping[str, Tool] | None = None) -> Latent:
-    """Parse ``action``, run its blocks with ``tools`` (``DEFAULT_TOOLS`` by default), build L."""
-    if tools is None:
-        from latent_env.tools.registry import load_tools
-
-        tools = load_tools()
-    parsed = parse_action(action, tools.keys())
-    return assemble_latent(parsed, run_tool_segments([parsed], tools)[0])
 
 
 def _skipped(reason: str) -> ToolOutput:

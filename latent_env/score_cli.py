@@ -40,9 +40,14 @@ def run_score(args: argparse.Namespace) -> int:
 
     latent = args.latent
     if args.run and latent:
-        from latent_env.latent import build_latent
+        from latent_env.engine import EpisodeEngine
+        from latent_env.tools.registry import load_tools
 
-        latent = build_latent(latent).text
+        engine = EpisodeEngine(load_tools())
+        try:
+            latent = engine.latents([latent])[0].text
+        finally:
+            engine.close()
     model, tokenizer = load_model(args.model)
     scorer = LogLikScorer(model, tokenizer, combiner=args.combiner)
     result = scorer.gain([args.context], [latent], [args.continuation])[0]

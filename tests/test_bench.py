@@ -12,7 +12,7 @@ from latent_env.bench.common import strip_timing
 from latent_env.bench.episodes import interleave, select_tasks
 from latent_env.bench.stats import bootstrap_ci, summarize_policy
 from latent_env.cli import main
-from latent_env.latent import build_latent
+from latent_env.engine import EpisodeEngine
 from latent_env.scoring import LogLikScorer
 from latent_env.tasks import Task, TaskError, load_jsonl
 from latent_env.tools.registry import load_tools
@@ -60,7 +60,7 @@ def test_oracle_numbers_match_direct_scorer_calls(handmade_run, tiny):
     assert sorted(r["task_id"] for r in oracle) == sorted(tasks)
     for record in oracle:
         task = tasks[record["task_id"]]
-        latent = build_latent(f"<python>{task.program}</python>", tools).text
+        latent = EpisodeEngine(tools).latents([f"<python>{task.program}</python>"])[0].text
         assert record["latent"] == latent
         assert f"<output>{task.answer}</output>" in latent
         direct = scorer.gain([task.context], [latent], [task.continuation])[0]

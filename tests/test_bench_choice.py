@@ -24,7 +24,7 @@ from latent_env.bench.choice import (
 from latent_env.bench.report import render_report
 from latent_env.bench.runner import EpisodeStepper, run_policy
 from latent_env.cli import main
-from latent_env.latent import build_latent
+from latent_env.engine import EpisodeEngine
 from latent_env.scoring import LogLikScorer
 from latent_env.tasks import Task, load_jsonl
 from latent_env.tasks.families import EXPECTED_KINDS
@@ -225,7 +225,7 @@ def test_oracle_by_kind_keeps_each_tasks_best_gold(stepper):
         for kind, action in gold_actions(task).items():
             if kind == "empty":
                 continue
-            latent = build_latent(action, stepper.tools).text
+            latent = EpisodeEngine(stepper.tools).latents([action])[0].text
             direct = scorer.gain([task.context], [latent], [task.continuation])[0].gain
             assert gains[kind] == pytest.approx(direct, abs=1e-4), (task.id, kind)
     # The code gains are those of the oracle policy on the same tasks, seeds and engine.

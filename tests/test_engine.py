@@ -111,6 +111,25 @@ def test_multi_turn_observation_shows_escaped_tool_outputs_and_truncates(tiny_sc
     assert info["episode/turns"] == 2 and info["tool/calls"] == 2
 
 
+def test_feedback_is_what_the_observation_gained_after_the_action(tiny_scorer):
+    engine = make_engine(tiny_scorer, mode="multi", max_turns=3)
+    (episode,) = engine.start(TASK_OBJECTS[:1])
+    before = engine.observe(episode)
+    turn = engine.act([episode], ["<echo>[b></echo>"])[0]
+    assert turn.feedback == "<output>&lt;b></output>\n"
+    assert turn.observation == before + "<echo>[b></echo>" + turn.feedback
+    assert engine.act([episode], ["no block"])[0].feedback == "\n"
+
+
+def test_latents_of_actions_without_a_task_run_tools_like_act(tiny_scorer):
+    engine = make_engine(tiny_scorer, max_action_chars=20)
+    (plain, failing, cut) = engine.latents(
+        ["<calc>2 * 3</calc>", "<bad>1</bad>", "<calc>1</calc>" + "x" * 30 + "<calc>2</calc>"])
+    assert plain.text == engine.run(TASK_OBJECTS[:1], ["<calc>2 * 3</calc>"])[0]["latent"]
+    assert failing.n_tool_errors == 1 and "pool exploded" in failing.calls[0].output.error
+    assert [c.text for c in cut.calls] == ["1"]  # sanitised to max_action_chars first
+
+
 def test_done_terminates_a_multi_turn_episode(tiny_scorer):
     engine = make_engine(tiny_scorer, mode="multi", max_turns=3)
     (episode,) = engine.start(TASK_OBJECTS[:1])

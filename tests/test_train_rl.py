@@ -243,15 +243,33 @@ def test_one_task_file_is_split_into_disjoint_recorded_sets(tmp_path):
     assert trained == ids["sft"] and {e["task_id"] for e in episodes} == ids["eval"]
 
 
-def run_smoke_rl_stage(run_dir: Path, algo: str) -> None:
-    """A smoke-preset RL stage alone with ``algo``; it must train, save and keep its checkpoint."""
-    out = run_train("--preset", "smoke", "--algo", algo, "--stages", "rl",
+def run_smoke_rl_stage(run_dir: Path, algo: str, *flags: str) -> dict:
+    """A smoke-preset RL stage alone with ``algo``; it must train, save and keep its checkpoint.
+    Returns the run's metrics."""
+    out = run_train("--preset", "smoke", "--algo", algo, "--stages", "rl", *flags,
                     "--eval_per_family", "0", "--keep_checkpoints", "--run_dir", str(run_dir))
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["rl"]["steps"] >= 1
     assert (run_dir / "rl" / "final" / "config.json").is_file()
     assert last_checkpoint(run_dir / "rl") is not None  # --keep_checkpoints
+    return metrics
+
+
+@pytest.mark.slow
+def test_multi_turn_grpo_runs_a_smoke_rl_stage(tmp_path):
+    metrics = run_smoke_rl_stage(tmp_path / "multi", "grpo", "--rl_turns", "3")
+    assert json.loads((tmp_path / "multi" / "config.json").read_text())["rl"]["rl_turns"] == 3
+    assert "rewards/env_reward/mean" in metrics["rl"]["last"]
+
+
+def test_multi_turn_rl_is_refused_where_trl_has_no_rollout_hook(tmp_path):
+    for flags, fix in ((["--algo", "rloo"], "needs --algo grpo"),
+                       (["--use_vllm", "true"], "does not work with --use_vllm")):
+        out = run_train("--preset", "smoke", "--rl_turns", "2", *flags,
+                        "--run_dir", str(tmp_path / "never"), timeout=120)
+        assert out.returncode == 2 and fix in out.stderr, out.stderr[-2000:]
+        assert "Traceback" not in out.stderr and not (tmp_path / "never").exists()
 
 
 @pytest.mark.slow

@@ -60,7 +60,7 @@ def greedy_continuation(model: Any, tokenizer: Any, context: str, max_new_tokens
 def run_complete(args: argparse.Namespace) -> int:
     """The ``complete`` command: prints latent, tool outputs and both continuations."""
     from latent_env.agents import PolicyError, make_policy
-    from latent_env.latent import build_latent
+    from latent_env.engine import EpisodeEngine
     from latent_env.prompt import render_prompt
 
     if args.max_new_tokens < 1:
@@ -75,7 +75,7 @@ def run_complete(args: argparse.Namespace) -> int:
     observation = render_prompt(args.prompt, args.text, tools)
     try:
         action = policy.act_batch([observation])[0]
-        latent = build_latent(action, tools)
+        latent = EpisodeEngine(tools).latents([action])[0]
     except PolicyError as exc:
         print(f"latent-env complete: error: {exc}", file=sys.stderr)
         return 1

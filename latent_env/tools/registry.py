@@ -22,7 +22,7 @@ from latent_env.tools.base import Tool
 ENTRY_POINT_GROUP = "latent_env.tools"
 RESERVED_TAGS = frozenset({"reason", "thinking", "done", "output", "text", "latent"})
 #: The tools used when none are named: by ``LatentEnv``/``gym.make``, ``latent-env bench`` and
-#: ``complete``, ``train_rl.py``, the tree policy and ``build_latent``.
+#: ``complete``, ``score --run``, ``train_rl.py`` and the tree policy.
 DEFAULT_TOOLS: tuple[str, ...] = ("python", "calc", "predict")
 
 

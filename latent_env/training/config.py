@@ -192,6 +192,12 @@ class RLArguments:
                 "not undo SFT on others; 0 turns it off"})
     rl_anchor_batch_size: int = field(default=8, metadata={
         "help": "gold traces in the anchor's batch at each RL step"})
+    rl_turns: int = field(default=1, metadata={
+        "help": "actions per RL episode. 1: single-turn, the completion is one action whose tool "
+                "blocks run once it ends. N > 1: multi-turn, each tool block runs as soon as the "
+                "policy closes it, its output is shown (and masked from the loss), and the policy "
+                "goes on until <done/>, end of sequence, N actions or max_completion_length "
+                "(latent_env/training/rollout.py; GRPO only)"})
     rl_screen_per_family: int = field(default=0, metadata={
         "help": "screen this many RL prompts per family with the starting policy's greedy "
                 "latent and train only on those it answers wrong (latent_env/training/screen.py); "
@@ -202,6 +208,8 @@ class RLArguments:
             raise ValueError(f"--rl_sft_anchor must be >= 0, got {self.rl_sft_anchor}")
         if self.rl_anchor_batch_size < 1:
             raise ValueError("--rl_anchor_batch_size must be at least 1")
+        if self.rl_turns < 1:
+            raise ValueError(f"--rl_turns must be at least 1 (1: single-turn), got {self.rl_turns}")
         if self.rl_screen_per_family < 0:
             raise ValueError(f"--rl_screen_per_family must be >= 0, got {self.rl_screen_per_family}")
 

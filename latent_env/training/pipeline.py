@@ -60,6 +60,7 @@ def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: Latent
     if rl.rl_sft_anchor > 0 and pipeline.algo == "ppo":
         raise ValueError("--rl_sft_anchor works with --algo grpo or rloo; PPO's trainer has no "
                          "loss hook for it (set --rl_sft_anchor 0)")
+    check_rl_turns(rl, pipeline, trl_config)
     from latent_env.training.task_sets import check_task_sets
 
     check_task_sets(pipeline, sft, rl, evaluation)  # a short or overlapping set writes nothing
@@ -80,6 +81,20 @@ def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: Latent
         # state.json before any work, so --resume finds the run however early it is killed.
         ctx.state.begin(write_resolved_config(ctx), flags)
     return ctx
+
+
+def check_rl_turns(rl: RLArguments, pipeline: PipelineArguments, trl_config: Any) -> None:
+    """Multi-turn RL (``--rl_turns`` > 1) needs GRPO's rollout hook and transformers' generate."""
+    if rl.rl_turns == 1:
+        return
+    if pipeline.algo != "grpo":
+        raise ValueError(f"--rl_turns {rl.rl_turns} needs --algo grpo: TRL's "
+                         f"{pipeline.algo.upper()} trainer has no rollout hook (rollout_func) to "
+                         "run tools mid-completion; use --algo grpo, or --rl_turns 1")
+    if getattr(trl_config, "use_vllm", False):
+        raise ValueError(f"--rl_turns {rl.rl_turns} does not work with --use_vllm: multi-turn "
+                         "rollouts generate with transformers, stopping at each tool block; drop "
+                         "--use_vllm, or use --rl_turns 1")
 
 
 def report_pruned(stage: str, count: int, freed: int) -> None:

@@ -4,6 +4,10 @@ TRL's GRPO/RLOO trainers pass the dataset's extra columns as keyword arguments; 
 by ``train_rl.py`` carries ``task`` (the task as JSON or a dict). Each completion is run through the
 environment exactly as a single-turn episode would be: tool blocks execute in the sandbox, the
 latent is scored, and the rubric's term is returned. Completions of one batch are scored together.
+
+After a multi-turn rollout (:mod:`latent_env.training.rollout`) the columns also carry ``episode``,
+the episodes already played, tools run: those are scored as they are, whole, each bound to its
+row's task, and the completions' text is not read.
 """
 
 from __future__ import annotations
@@ -51,7 +55,20 @@ class EnvReward:
         tasks = columns.get("task")
         if tasks is None:
             raise KeyError("the dataset needs a 'task' column (the task as a dict)")
-        self.last_infos = self.engine.run(
-            [as_task(_decode(t)) for t in tasks], [completion_text(c) for c in completions]
-        )
+        tasks = [as_task(_decode(t)) for t in tasks]
+        episodes = columns.get("episode")
+        if episodes is not None:
+            self.last_infos = self.engine.finish([bind(ep, t) for ep, t in zip(episodes, tasks)])
+        else:
+            self.last_infos = self.engine.run(tasks, [completion_text(c) for c in completions])
         return [float(info[f"reward/{self.term}"]) for info in self.last_infos]
+
+
+def bind(episode: Any, task: Any) -> Any:
+    """``episode`` to be scored on ``task``: its row's task, which must have the same context
+    (a rollout finds a prompt's task by its text, so two tasks may share one prompt)."""
+    if episode.task.context != task.context:
+        raise ValueError(f"episode of task {episode.task.id} was played on another text than "
+                         f"its row's task {task.id}")
+    episode.task = task
+    return episode

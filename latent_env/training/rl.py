@@ -2,9 +2,11 @@
 
 GRPO and RLOO take reward functions: :class:`latent_env.training.reward.EnvReward` runs each
 completion through the environment (tool blocks execute in the sandbox, the latent is scored by
-the frozen reward model). A second, weight-0 function logs the answer accuracy from the same
-episodes without scoring them again. PPO needs a reward *model*; :mod:`latent_env.training.ppo`
-wraps the environment in one.
+the frozen reward model). Weight-0 functions log the gain, answer accuracy and tool errors from
+the same episodes without scoring them again. With ``turns`` > 1, GRPO's completions are
+multi-turn episodes played by :class:`latent_env.training.rollout.MultiTurnRollout` (TRL's
+``rollout_func``), and the reward scores each played episode whole. PPO needs a reward *model*;
+:mod:`latent_env.training.ppo` wraps the environment in one.
 """
 
 from __future__ import annotations
@@ -45,16 +47,18 @@ def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records
                   config: Any, out_dir: Path, resume: bool,
                   anchor: TraceBatches | None = None,
                   peft_config: Any = None,
-                  save_every_minutes: float = 0.0) -> tuple[Path, dict]:
+                  save_every_minutes: float = 0.0, turns: int = 1) -> tuple[Path, dict]:
     """GRPO or RLOO on ``records`` (prompt + task JSON); returns the final model dir, metrics.
     With ``anchor``, every step also pays its supervised loss (:mod:`latent_env.training.anchor`);
-    with ``peft_config``, only LoRA adapters train (:mod:`latent_env.training.lora`). Checkpoints
-    follow ``config``'s save settings and ``save_every_minutes``."""
+    with ``peft_config``, only LoRA adapters train (:mod:`latent_env.training.lora`); with
+    ``turns`` > 1 (GRPO), episodes are multi-turn (:mod:`latent_env.training.rollout`).
+    Checkpoints follow ``config``'s save settings and ``save_every_minutes``."""
     from datasets import Dataset
 
     funcs, weights = reward_functions(env)
     config.reward_weights = weights
     trainer_cls = anchored(_trainer_class(algo)) if anchor else _trainer_class(algo)
+    extra = {"rollout_func": multi_turn_rollout(env, records, turns)} if turns > 1 else {}
     trainer = trainer_cls(
         model=model,
         reward_funcs=funcs,
@@ -62,6 +66,7 @@ def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
         peft_config=peft_config,
+        **extra,
     )
     trainer.anchor = anchor
     plain_head_on_cpu(trainer)
@@ -69,10 +74,20 @@ def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records
     return final, summarise_log(trainer.state.log_history)
 
 
+def multi_turn_rollout(env: LatentEnv, records: list[dict], turns: int) -> Any:
+    """GRPO's ``rollout_func`` for ``turns``-action episodes on the tasks of ``records``."""
+    from latent_env.env import as_task
+    from latent_env.training.rollout import MultiTurnRollout, multi_turn_engine
+
+    tasks = [as_task(task_of(record)) for record in records]
+    return MultiTurnRollout(multi_turn_engine(env.engine, turns), tasks)
+
+
 def summarise_log(history: list[dict]) -> dict[str, Any]:
     """First and last logged values of the reward metrics, and the step count."""
     keys = [k for k in ("reward", "rewards/env_reward/mean", "rewards/loglik_gain/mean",
-                        "rewards/answer_hit/mean", "rewards/tool_error/mean", "anchor/nll")
+                        "rewards/answer_hit/mean", "rewards/tool_error/mean", "anchor/nll",
+                        "completions/mean_length")
             if any(k in h for h in history)]
     rows = [h for h in history if any(k in h for k in keys)]
     out: dict[str, Any] = {"logged_steps": len(rows)}

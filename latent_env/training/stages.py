@@ -168,7 +168,8 @@ def run_rl_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
                                        out, ctx.pipeline.resume,
                                        anchor=rl_anchor(ctx, env, tokenizer),
                                        peft_config=peft_config(ctx.lora),
-                                       save_every_minutes=ctx.pipeline.save_every_minutes)
+                                       save_every_minutes=ctx.pipeline.save_every_minutes,
+                                       turns=ctx.rl.rl_turns)
     if screening:
         metrics["screening"] = screening
     return final, metrics
