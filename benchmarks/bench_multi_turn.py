@@ -5,8 +5,8 @@
 Single-turn: the policy writes its whole completion, then its tool blocks run (what GRPO trains
 on with ``--rl_turns 1``). Multi-turn: each tool block runs as soon as the policy closes it, the
 output is appended, and the policy goes on (``--rl_turns N``, ``latent_env.training.rollout``).
-Both sample at temperature 1 with the same seed per batch, up to ``--max-new`` tokens, from the
-prompts of the synthetic test split, and are scored by the same frozen reward model. Reports per
+Both sample at ``--temperature`` (1 by default; 0 is greedy) with the same seed per batch, up to
+``--max-new`` tokens, from the prompts of the synthetic test split, and are scored by the same frozen reward model. Reports per
 mode: the tool error rate (errored calls / calls, and episodes with an error), mean gain with a
 95% bootstrap interval, answer accuracy, and the episodes' turns; then the task-paired gain
 difference. ``--out FILE`` writes every episode as JSON.
@@ -15,6 +15,7 @@ difference. ``--out FILE`` writes every episode as JSON.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -34,9 +35,10 @@ def sample_single(model: Any, tokenizer: Any, prompt_ids: list[list[int]], confi
     pad = config.pad_token_id
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids])
+    config = copy.deepcopy(config)
+    config.max_new_tokens = max_new
     with torch.no_grad():
-        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
-                             max_new_tokens=max_new)
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
     return tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
 
 
@@ -72,6 +74,7 @@ def main() -> None:
     parser.add_argument("--per-family", type=int, default=15, help="test tasks per family")
     parser.add_argument("--turns", type=int, default=4, help="max actions, multi-turn")
     parser.add_argument("--max-new", type=int, default=160, help="completion tokens")
+    parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -93,7 +96,8 @@ def main() -> None:
     env = LatentEnv(tasks=None, scorer=LogLikScorer(*load_model(args.scorer)))
     single, multi = env.engine, multi_turn_engine(env.engine, args.turns)
     tasks = split_tasks("synthetic", "test", args.per_family)
-    config = GenerationConfig(do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
+    sampling = {"do_sample": True, "temperature": args.temperature, "top_p": 1.0, "top_k": 0}
+    config = GenerationConfig(**(sampling if args.temperature > 0 else {"do_sample": False}),
                               pad_token_id=tokenizer.pad_token_id,
                               eos_token_id=tokenizer.eos_token_id)
     infos: dict[str, list[dict]] = {"single": [], "multi": []}
@@ -119,7 +123,7 @@ def main() -> None:
              for s, m in zip(infos["single"], infos["multi"])]
     paired = {"mean": statistics.fmean(diffs), "ci": interval(diffs)}
     print(f"policy={args.policy} tasks={len(tasks)} turns={args.turns} max_new={args.max_new} "
-          f"seed={args.seed} temperature=1")
+          f"seed={args.seed} temperature={args.temperature}")
     print("| mode | tool error rate | episodes with an error | gain (nats) [95% CI] | accuracy "
           "| turns | seconds |")
     print("|---|---|---|---|---|---|---|")

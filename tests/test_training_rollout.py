@@ -199,6 +199,9 @@ def test_grpo_trains_on_multi_turn_episodes_with_outputs_masked(env, tiny, tmp_p
     trainer = GRPOTrainer(model=model, reward_funcs=funcs, args=config,
                           train_dataset=Dataset.from_list(records), processing_class=tokenizer,
                           rollout_func=rollout)
+    # The rollout reads its prompts as TRL's own generation would have tokenised them.
+    assert [list(ids) for ids in trainer._tokenize_prompts([records[0]["prompt"]])[0]] == [
+        prompt_token_ids(tokenizer, records[0]["prompt"], trainer)]
     batch = [dict(records[0]), dict(records[0]), dict(records[1]), dict(records[1])]
     out = trainer._generate_and_score_completions(batch)
     # TRL took env_mask as its tool mask: the loss skips exactly the output tokens.
@@ -212,3 +215,20 @@ def test_grpo_trains_on_multi_turn_episodes_with_outputs_masked(env, tiny, tmp_p
     assert trainer.state.global_step == 1
     logged = {k for h in trainer.state.log_history for k in h}
     assert {"rewards/env_reward/mean", "rewards/tool_error/mean"} <= logged
+
+
+def test_a_latent_thought_policy_plays_multi_turn_episodes(env):
+    from tests.test_thoughts_model import build
+
+    model, tokenizer = build()
+    model.eval()
+    thinking = tokenizer.convert_tokens_to_ids("<thinking>")
+    engine = multi_turn_engine(env.engine, 3)
+    (episode,) = engine.start([APPLES])
+    prompt = prompt_token_ids(tokenizer, [{"role": "user", "content": episode.prompt}])
+    model.generate = scripted(model, tokenizer, {
+        tuple(prompt): ["<thinking><thinking><calc>12 + 7</calc>", "<eos>"]})
+    (r,) = play(model, tokenizer, engine, [episode], [prompt], greedy(tokenizer), 48)
+    # The continuous-thought positions are the policy's own tokens; the tool still ran once.
+    assert r.completion_ids[:2] == [thinking, thinking] and r.env_mask[:2] == [1, 1]
+    assert r.ended == "eos" and [c.output.output for c in r.episode.latent.calls] == ["19"]

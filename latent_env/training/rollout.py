@@ -208,9 +208,7 @@ class MultiTurnRollout:
         tokenizer = trainer.processing_class
         prompt_ids = [prompt_token_ids(tokenizer, prompt, trainer) for prompt in prompts]
         with unwrap_model_for_generation(
-            trainer.model_wrapped, trainer.accelerator,
-            gather_deepspeed3_params=trainer.args.ds3_gather_for_generation,
-            generation_kwargs=getattr(trainer, "generation_kwargs", None),
+            trainer.model_wrapped, trainer.accelerator, **unwrap_options(trainer)
         ) as model:
             self.last = play(model, tokenizer, self.engine, episodes, prompt_ids,
                              trainer.generation_config, trainer.max_completion_length)
@@ -230,6 +228,19 @@ class MultiTurnRollout:
         return self.tasks[text]
 
 
+def unwrap_options(trainer: Any) -> dict[str, Any]:
+    """The options GRPO's own generation unwraps its model with (trl 1.12 has one fewer)."""
+    import inspect
+
+    from trl.models.utils import unwrap_model_for_generation
+
+    options = {"gather_deepspeed3_params": trainer.args.ds3_gather_for_generation,
+               "generation_kwargs": getattr(trainer, "generation_kwargs", None),
+               "gradient_checkpointing_kwargs": trainer.args.gradient_checkpointing_kwargs}
+    accepted = inspect.signature(unwrap_model_for_generation).parameters
+    return {k: v for k, v in options.items() if k in accepted}
+
+
 def prompt_text(prompt: Any) -> str:
     """The user turn's text of a conversational prompt (or the prompt itself)."""
     if isinstance(prompt, str):
@@ -244,5 +255,6 @@ def prompt_token_ids(tokenizer: Any, prompt: Any, trainer: Any = None) -> list[i
         return tokenizer(prompt, add_special_tokens=False)["input_ids"]
     options: Mapping[str, Any] = getattr(trainer, "chat_template_kwargs", None) or {}
     ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                        chat_template=getattr(trainer, "chat_template", None),
                                         **options)
     return list(ids["input_ids"] if isinstance(ids, Mapping) else ids)
