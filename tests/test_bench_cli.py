@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,12 @@ ROOT = Path(__file__).resolve().parents[1]
 HANDMADE = ROOT / "tests" / "fixtures" / "handmade.jsonl"
 
 
+def default_sigint() -> None:
+    # A shell starts background jobs with SIGINT ignored, and Python then installs no Ctrl-C
+    # handler; the CLI must see Ctrl-C as a user at a terminal does, however pytest was started.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "LATENT_ENV_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
@@ -27,6 +34,7 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=300,
+        preexec_fn=default_sigint,
     )
 
 

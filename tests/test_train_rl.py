@@ -293,7 +293,7 @@ def test_rl_stage_with_the_supervised_anchor_on_screened_prompts(tmp_path):
     assert rl["steps"] >= 1 and rl["last"]["anchor/nll"] > 0
     assert rl["screening"]["screened"] == n and rl["screening"]["accuracy"] == 0.0
     resolved = json.loads((run_dir / "config.json").read_text())
-    assert resolved["rl"] == {"rl_sft_anchor": 0.5, "rl_anchor_batch_size": 8,
+    assert resolved["rl"] == {"rl_sft_anchor": 0.5, "rl_anchor_batch_size": 8, "rl_turns": 1,
                               "rl_screen_per_family": 1}
 
 
