@@ -290,7 +290,7 @@ def _dead_within(pid: int, seconds: float) -> bool:
         try:
             with open(f"/proc/{pid}/stat") as stat:
                 state = stat.read().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # gone, even between open and read
             return True
         if state in ("Z", "X"):
             return True
