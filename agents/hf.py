@@ -17,33 +17,18 @@ from latent_env.agents.base import PolicyError, PolicySpecError, Sample, rng_fro
 from latent_env.agents.spec import typed_options
 
 from latent_env.actions import DONE_TOKEN
+from latent_env.stopping import StopAtTexts, criteria
 from latent_env.tasks import Task
 
 DEFAULT_MAX_NEW_TOKENS = 96
 DEFAULT_BATCH_SIZE = 8
-STOP_WINDOW = 12  # trailing tokens decoded to look for <done/> (it is 3-4 tokens long)
 HF_OPTIONS = {"temperature": float, "max_new_tokens": int, "top_p": float, "batch_size": int,
               "seed": int}
 
 
 def done_stopping_criteria(tokenizer: Any, prompt_length: int) -> Any:
-    """Stops each row once its generated text contains ``<done/>``.
-
-    transformers' ``stop_strings`` builds a table over the whole vocabulary on every
-    ``generate`` call (about a second for a 49k vocabulary); decoding a few trailing tokens per
-    step is far cheaper.
-    """
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    class DoneStop(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            tails = input_ids[:, max(prompt_length, input_ids.shape[1] - STOP_WINDOW) :]
-            texts = tokenizer.batch_decode(tails, skip_special_tokens=True)
-            return torch.tensor([DONE_TOKEN in text for text in texts], dtype=torch.bool,
-                                device=input_ids.device)
-
-    return StoppingCriteriaList([DoneStop()])
+    """Stops each row once its generated text contains ``<done/>``."""
+    return criteria(StopAtTexts(tokenizer, (DONE_TOKEN,), prompt_length))
 
 
 class HFPolicy:

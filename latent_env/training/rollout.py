@@ -31,9 +31,8 @@ from typing import Any
 from latent_env.actions import DONE_TOKEN
 from latent_env.engine import EpisodeEngine
 from latent_env.episode import Episode
+from latent_env.stopping import StopAtTexts, criteria
 from latent_env.tasks import Task
-
-STOP_WINDOW = 12  # trailing tokens decoded each step to find a closing tag (at most ~5 tokens)
 
 
 @dataclass
@@ -137,43 +136,15 @@ def _generate(model: Any, tokenizer: Any, contexts: list[list[int]], generation_
     config = copy.deepcopy(generation_config)
     config.max_new_tokens, config.min_new_tokens = max_new_tokens, None
     config.return_dict_in_generate = False
-    stop = _StopAtTexts(tokenizer, stops, width)
+    stop = StopAtTexts(tokenizer, stops, width)
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
-                             stopping_criteria=_criteria_list(stop))
+                             stopping_criteria=criteria(stop))
     rows = []
     for r, row in enumerate(out[:, width:].tolist()):
         end = next((j + 1 for j, token in enumerate(row) if token in eos), len(row))
         rows.append(row[: min(end, stop.ended_at.get(r, end))])
     return rows
-
-
-def _criteria_list(stop: Any) -> Any:
-    from transformers import StoppingCriteriaList
-
-    return StoppingCriteriaList([stop])
-
-
-class _StopAtTexts:
-    """A stopping criterion: a row stops once the text it generated in this call contains one of
-    ``stops``; ``ended_at[row]`` is how many tokens it had then. (transformers' ``stop_strings``
-    builds a table over the whole vocabulary on every call; decoding a short tail is cheaper.)"""
-
-    def __init__(self, tokenizer: Any, stops: tuple[str, ...], prompt_width: int) -> None:
-        self.tokenizer, self.stops, self.width = tokenizer, stops, prompt_width
-        self.ended_at: dict[int, int] = {}
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        generated = input_ids.shape[1] - self.width
-        tails = input_ids[:, max(self.width, input_ids.shape[1] - STOP_WINDOW):]
-        texts = self.tokenizer.batch_decode(tails, skip_special_tokens=True)
-        for row, text in enumerate(texts):
-            if row not in self.ended_at and any(s in text for s in self.stops):
-                self.ended_at[row] = generated
-        return torch.tensor([row in self.ended_at for row in range(len(texts))],
-                            dtype=torch.bool, device=input_ids.device)
 
 
 class MultiTurnRollout:
