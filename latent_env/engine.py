@@ -133,6 +133,18 @@ class EpisodeEngine:
         else:
             self._scorer, self._load_scorer = None, value
 
+    def derive(self, **changes: Any) -> EpisodeEngine:
+        """An engine with the same tools, rubric, prompt, mode and limits as this one (sharing
+        the tools and, unless ``scorer`` is among ``changes``, the scorer or its loader), with
+        ``changes`` (any ``__init__`` argument) applied."""
+        settings: dict[str, Any] = {
+            "rubric": self.rubric, "prompt": self.prompt, "mode": self.mode,
+            "max_turns": self.max_turns, "max_action_chars": self.max_action_chars,
+            "tool_budget": self.tool_budget,
+            "scorer": self._scorer if self._scorer is not None else self._load_scorer}
+        settings.update(changes)
+        return EpisodeEngine(settings.pop("tools", self.tools), **settings)
+
     # ---- the episode API ----------------------------------------------------------------------
 
     def start(self, tasks: Sequence[Task]) -> list[Episode]:

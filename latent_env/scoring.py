@@ -17,17 +17,20 @@ raises ``ValueError``.
 Batching. Items are sorted by length and packed into batches whose padded size stays within
 ``batch_tokens``; rows are left-padded so every continuation ends at the last position and only the
 last ``max(len(Y)) + 1`` positions go through the LM head. Results do not depend on batch order or
-size beyond float rounding (about 1e-5 nats). No gradients; the model is put in eval mode.
+size beyond float rounding (about 1e-5 nats). No gradients. Each pass runs in eval mode and puts
+back the mode it found, so a scorer may share a model that is being trained
+(:mod:`latent_env.predictor`).
 
 Caching. Baselines log p(Y | X) are cached per (context, continuation) in a bounded LRU, because
-RL scores many latents for the same task.
+RL scores many latents for the same task; ``cache_size=0`` caches nothing (weights that move).
 """
 
 from __future__ import annotations
 
 import inspect
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,7 +120,7 @@ class LogLikScorer:
             raise ValueError(f"batch_tokens must be positive, got {batch_tokens}")
         if dtype is not None:
             model = model.to(dtype)
-        self.model = model.eval()
+        self.model = model
         self.tokenizer = tokenizer
         self.batch_tokens = batch_tokens
         model_max = getattr(getattr(model, "config", None), "max_position_embeddings", None)
@@ -221,19 +224,9 @@ class LogLikScorer:
             self._baseline_cache.popitem(last=False)
 
     def _tokenize(self, index: int, context: str, continuation: str) -> _Item:
-        encode = self.tokenizer
-        context_ids = encode(context, add_special_tokens=False).input_ids if context else []
-        continuation_ids = (
-            encode(continuation, add_special_tokens=False).input_ids if continuation else []
-        )
-        room = self.max_length - 1 - len(continuation_ids)
-        if room < 0:
-            raise ValueError(
-                f"item {index}: the continuation has {len(continuation_ids)} tokens, more than "
-                f"max_length={self.max_length} allows; shorten it or raise max_length"
-            )
-        truncated = max(0, len(context_ids) - room)
-        context_ids = [self.start_token_id] + context_ids[truncated:]
+        context_ids, continuation_ids, truncated = tokenize_pair(
+            self.tokenizer, context, continuation, self.max_length, self.start_token_id,
+            where=f"item {index}")
         return _Item(index, context_ids, continuation_ids, truncated)
 
     def _batches(self, items: list[_Item]) -> list[list[_Item]]:
@@ -266,7 +259,7 @@ class LogLikScorer:
         kwargs: dict[str, Any] = {"attention_mask": mask, "position_ids": position_ids}
         if self._supports_logits_to_keep:
             kwargs["logits_to_keep"] = keep
-        with torch.inference_mode():
+        with torch.inference_mode(), eval_mode(self.model):
             logits = self.model(input_ids=input_ids, **kwargs).logits[:, -keep:, :]
             logprobs = torch.log_softmax(logits.float(), dim=-1)
         self.stats["forward_passes"] += 1
@@ -290,6 +283,35 @@ class LogLikScorer:
         return ScoreResult(
             float(sum(token_lp)), token_lp, n, list(tokens), item.truncated, is_argmax
         )
+
+
+def tokenize_pair(tokenizer: Any, context: str, continuation: str, max_length: int,
+                  start_id: int, where: str = "item") -> tuple[list[int], list[int], int]:
+    """``(start + context ids, continuation ids, context tokens dropped)`` as the scorer reads a
+    pair (see the module docstring's tokenisation and truncation policy); the predictor loss
+    (:mod:`latent_env.training.predictor_loss`) trains on exactly these tokens."""
+    context_ids = tokenizer(context, add_special_tokens=False).input_ids if context else []
+    continuation_ids = (
+        tokenizer(continuation, add_special_tokens=False).input_ids if continuation else [])
+    room = max_length - 1 - len(continuation_ids)
+    if room < 0:
+        raise ValueError(
+            f"{where}: the continuation has {len(continuation_ids)} tokens, more than "
+            f"max_length={max_length} allows; shorten it or raise max_length")
+    truncated = max(0, len(context_ids) - room)
+    return [start_id] + context_ids[truncated:], continuation_ids, truncated
+
+
+@contextmanager
+def eval_mode(model: Any) -> Iterator[None]:
+    """``model`` in eval mode (no dropout) for the block, then back in the mode it was in."""
+    was_training = bool(getattr(model, "training", False))
+    model.eval()
+    try:
+        yield
+    finally:
+        if was_training:
+            model.train()
 
 
 def _accepts_kwarg(model: Any, name: str) -> bool:

@@ -273,6 +273,37 @@ def test_multi_turn_rl_is_refused_where_trl_has_no_rollout_hook(tmp_path):
 
 
 @pytest.mark.slow
+def test_self_prediction_runs_a_smoke_rl_stage_with_the_predictor_loss(tmp_path):
+    metrics = run_smoke_rl_stage(tmp_path / "self", "grpo", "--predictor", "self",
+                                 "--predictor_baseline", "initial", "--predictor_loss_weight",
+                                 "1", "--predictor_plain_weight", "0.5")
+    rl = json.loads((tmp_path / "self" / "config.json").read_text())["rl"]
+    assert rl["predictor"] == "self" and rl["predictor_baseline"] == "initial"
+    assert metrics["rl"]["last"]["predictor/nll"] > 0
+    assert metrics["rl"]["last"]["predictor/plain_nll"] > 0
+
+
+def test_self_prediction_options_are_checked_before_the_run_starts(tmp_path):
+    for flags, fix in (
+            (["--predictor", "self", "--reward_model", "tiny-random"], "would be ignored"),
+            (["--predictor_baseline", "initial"], "needs --predictor self"),
+            (["--predictor", "self", "--predictor_ema_decay", "1"], "must be in [0, 1)"),
+            (["--predictor", "teacher"], "must be frozen or self")):
+        out = run_train("--preset", "smoke", *flags, "--run_dir", str(tmp_path / "never"),
+                        timeout=120)
+        assert out.returncode == 2 and fix in out.stderr, (flags, out.stderr[-2000:])
+        assert "Traceback" not in out.stderr and not (tmp_path / "never").exists()
+    # PPO needs its own venv (trl <= 1.12), so its refusal is checked in-process.
+    from latent_env.training.config import PipelineArguments, RLArguments
+    from latent_env.training.pipeline import check_predictor
+
+    for rl in (RLArguments(predictor="self"), RLArguments(predictor_plain_weight=1.0)):
+        with pytest.raises(ValueError, match="work with --algo grpo or rloo"):
+            check_predictor(rl, PipelineArguments(algo="ppo"))
+    check_predictor(RLArguments(predictor="self"), PipelineArguments(algo="rloo"))
+
+
+@pytest.mark.slow
 def test_rloo_runs_a_smoke_rl_stage(tmp_path):
     run_smoke_rl_stage(tmp_path / "rloo", "rloo")
 
@@ -294,7 +325,9 @@ def test_rl_stage_with_the_supervised_anchor_on_screened_prompts(tmp_path):
     assert rl["screening"]["screened"] == n and rl["screening"]["accuracy"] == 0.0
     resolved = json.loads((run_dir / "config.json").read_text())
     assert resolved["rl"] == {"rl_sft_anchor": 0.5, "rl_anchor_batch_size": 8, "rl_turns": 1,
-                              "rl_screen_per_family": 1}
+                              "predictor": "frozen", "predictor_baseline": "ema",
+                              "predictor_ema_decay": 0.9, "predictor_loss_weight": 0.0,
+                              "predictor_plain_weight": 0.0, "rl_screen_per_family": 1}
 
 
 @pytest.mark.slow

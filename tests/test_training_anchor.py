@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from latent_env.env import LatentEnv
-from latent_env.training.anchor import IGNORE_INDEX, TraceBatches, anchored, tokenise_trace
+from latent_env.training.anchor import IGNORE_INDEX, TraceBatches, tokenise_trace
 from latent_env.training.config import RLArguments
 from latent_env.training.data import gold_sft_records, split_tasks
+from latent_env.training.loss_terms import with_loss_terms
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_anchor_loss_is_the_models_own_label_loss(records, tiny):
         assert batches.loss(model).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_anchored_trainer_adds_coef_times_nll_scaled_like_trl(records, tiny):
+def test_anchor_term_adds_coef_times_nll_scaled_like_trl(records, tiny):
     model, tokenizer = tiny
 
     class FakeTrainer:  # stands for GRPOTrainer's loss hook and metric store
@@ -71,10 +72,12 @@ def test_anchored_trainer_adds_coef_times_nll_scaled_like_trl(records, tiny):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             return torch.tensor(0.5)
 
-    trainer = anchored(FakeTrainer)()
-    assert type(trainer).__name__ == "AnchoredFakeTrainer"
-    assert trainer.compute_loss(model, {}).item() == 0.5  # no anchor: the RL loss unchanged
-    trainer.anchor = TraceBatches(records, tokenizer, batch_size=2, coef=0.3, seed=0)
+    trainer = with_loss_terms(FakeTrainer)()
+    assert type(trainer).__name__ == "FakeTrainerWithLossTerms"
+    model.train()
+    assert trainer.compute_loss(model, {}).item() == 0.5  # no terms: the RL loss unchanged
+    model.eval()
+    trainer.loss_terms = [TraceBatches(records, tokenizer, batch_size=2, coef=0.3, seed=0)]
     nll = TraceBatches(records, tokenizer, batch_size=2, coef=0.3, seed=0).loss(model).item()
     model.train()
     loss = trainer.compute_loss(model, {})

@@ -7,7 +7,8 @@ batch of gold traces at every step. Why: with a few prompts per RL step, an upda
 kind of task can break a neighbouring one; on the default model, 10 GRPO steps on dates that
 *add* days made the policy write ``timedelta`` programs for tasks that ask for the days
 *between* two dates (README, "Does it learn?"; at weight 1 the anchor did not prevent that). The
-anchor costs one extra forward and backward pass of ``batch_size`` traces per step.
+anchor costs one extra forward and backward pass of ``batch_size`` traces per step. A
+:class:`TraceBatches` is a loss term of :mod:`latent_env.training.loss_terms`.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ class TraceBatches:
             mask[row, : len(tokens)] = 1
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
+    def __call__(self, model: Any, inputs: Any = None) -> tuple[Any, dict[str, float]]:
+        """The loss term: ``coef`` × :meth:`loss`, logged as ``anchor/nll``."""
+        nll = self.loss(model)
+        return self.coef * nll, {"anchor/nll": float(nll.detach())}
+
     def loss(self, model: Any) -> Any:
         """Mean NLL per latent token of the next batch under ``model`` (with gradients)."""
         import torch.nn.functional as F
@@ -82,22 +88,3 @@ def tokenise_trace(record: dict[str, Any], tokenizer: Any) -> tuple[list[int], i
 def _ids(rendered: Any) -> list[int]:
     # transformers 5 returns a BatchEncoding from apply_chat_template(tokenize=True)
     return list(rendered["input_ids"] if hasattr(rendered, "keys") else rendered)
-
-
-def anchored(trainer_cls: type) -> type:
-    """``trainer_cls`` whose loss adds the anchor's term when ``trainer.anchor`` is set."""
-
-    class Anchored(trainer_cls):  # type: ignore[misc, valid-type]
-        anchor: TraceBatches | None = None
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            if self.anchor is None or not model.training:
-                return loss
-            nll = self.anchor.loss(model)
-            self._metrics["train"]["anchor/nll"].append(float(nll.detach()))
-            # TRL divides its own loss by the accumulation steps; the anchor follows suit.
-            return loss + self.anchor.coef * nll / self.current_gradient_accumulation_steps
-
-    Anchored.__name__ = Anchored.__qualname__ = f"Anchored{trainer_cls.__name__}"
-    return Anchored

@@ -18,6 +18,8 @@ STAGES = ("sft", "latent", "fusion", "rl")
 ALGOS = ("grpo", "rloo", "ppo")
 TRACE_STYLES = ("echo", "program")  # see latent_env.training.data.gold_sft_records
 TRACE_KINDS = ("code", "reasoning", "empty")  # latent_env.training.data.trace_kind
+PREDICTORS = ("frozen", "self")
+PREDICTOR_BASELINES = ("ema", "initial", "self")  # latent_env.predictor.BASELINES
 
 
 def available_presets() -> list[str]:
@@ -198,6 +200,25 @@ class RLArguments:
                 "policy closes it, its output is shown (and masked from the loss), and the policy "
                 "goes on until <done/>, end of sequence, N actions or max_completion_length "
                 "(latent_env/training/rollout.py; GRPO only)"})
+    predictor: str = field(default="frozen", metadata={
+        "help": "who scores the continuation in the RL reward. frozen: a separate copy of "
+                "--reward_model that never trains. self: the policy's own live weights, "
+                "log p_θ(Y | c(X, L)) minus --predictor_baseline (latent_env/predictor.py; GRPO "
+                "and RLOO)"})
+    predictor_baseline: str = field(default="ema", metadata={
+        "help": "with --predictor self, what the reward subtracts. ema: log p_φ(Y | X), φ an EMA "
+                "of θ updated every optimiser step (RLP). initial: log p_θ0(Y | X), the starting "
+                "weights. self: log p_θ(Y | X) now"})
+    predictor_ema_decay: float = field(default=0.9, metadata={
+        "help": "d of the ema baseline, φ ← d·φ + (1-d)·θ per optimiser step (0.9: a half-life "
+                "of ~6.6 steps, for the default 10-step stage)"})
+    predictor_loss_weight: float = field(default=0.0, metadata={
+        "help": "W of the predictor loss added to every GRPO/RLOO step: W × NLL(Y | c(X, L)) "
+                "through θ on the step's sampled episodes, loss on Y only "
+                "(latent_env/training/predictor_loss.py); 0 turns it off"})
+    predictor_plain_weight: float = field(default=0.0, metadata={
+        "help": "weight of NLL(Y | X) on the same episodes' tasks, so prediction without a "
+                "latent does not decay; 0 turns it off"})
     rl_screen_per_family: int = field(default=0, metadata={
         "help": "screen this many RL prompts per family with the starting policy's greedy "
                 "latent and train only on those it answers wrong (latent_env/training/screen.py); "
@@ -210,8 +231,29 @@ class RLArguments:
             raise ValueError("--rl_anchor_batch_size must be at least 1")
         if self.rl_turns < 1:
             raise ValueError(f"--rl_turns must be at least 1 (1: single-turn), got {self.rl_turns}")
+        self._check_predictor()
         if self.rl_screen_per_family < 0:
             raise ValueError(f"--rl_screen_per_family must be >= 0, got {self.rl_screen_per_family}")
+
+    def _check_predictor(self) -> None:
+        if self.predictor not in PREDICTORS:
+            raise ValueError(f"--predictor must be frozen or self, got {self.predictor!r}")
+        if self.predictor_baseline not in PREDICTOR_BASELINES:
+            raise ValueError(f"--predictor_baseline must be one of "
+                             f"{', '.join(PREDICTOR_BASELINES)}, got {self.predictor_baseline!r}")
+        if self.predictor == "frozen" and self.predictor_baseline != "ema":
+            raise ValueError(f"--predictor_baseline {self.predictor_baseline} needs --predictor "
+                             "self (the frozen scorer's baseline is its own log p(Y | X))")
+        if not 0.0 <= self.predictor_ema_decay < 1.0:
+            raise ValueError(f"--predictor_ema_decay must be in [0, 1), got "
+                             f"{self.predictor_ema_decay}")
+        for name in ("predictor_loss_weight", "predictor_plain_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def predictor_loss(self) -> bool:
+        return self.predictor_loss_weight > 0 or self.predictor_plain_weight > 0
 
 
 @dataclass

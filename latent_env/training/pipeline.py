@@ -61,6 +61,7 @@ def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: Latent
         raise ValueError("--rl_sft_anchor works with --algo grpo or rloo; PPO's trainer has no "
                          "loss hook for it (set --rl_sft_anchor 0)")
     check_rl_turns(rl, pipeline, trl_config)
+    check_predictor(rl, pipeline)
     from latent_env.training.task_sets import check_task_sets
 
     check_task_sets(pipeline, sft, rl, evaluation)  # a short or overlapping set writes nothing
@@ -95,6 +96,18 @@ def check_rl_turns(rl: RLArguments, pipeline: PipelineArguments, trl_config: Any
         raise ValueError(f"--rl_turns {rl.rl_turns} does not work with --use_vllm: multi-turn "
                          "rollouts generate with transformers, stopping at each tool block; drop "
                          "--use_vllm, or use --rl_turns 1")
+
+
+def check_predictor(rl: RLArguments, pipeline: PipelineArguments) -> None:
+    """``--predictor self`` and the predictor loss hook into GRPO/RLOO; self scores with the
+    policy, so a separate ``--reward_model`` would be ignored."""
+    if rl.predictor == "self" and pipeline.reward_model:
+        raise ValueError(f"--predictor self scores with the policy's own weights, so "
+                         f"--reward_model {pipeline.reward_model} would be ignored; drop one")
+    if pipeline.algo == "ppo" and (rl.predictor == "self" or rl.predictor_loss):
+        raise ValueError("--predictor self and --predictor_loss_weight/--predictor_plain_weight "
+                         "work with --algo grpo or rloo; PPO's reward model is a separate "
+                         "module (use --predictor frozen and weights 0)")
 
 
 def report_pruned(stage: str, count: int, freed: int) -> None:

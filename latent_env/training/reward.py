@@ -40,7 +40,8 @@ class EnvReward:
 
     ``term`` picks what is returned: ``"total"`` (the rubric's weighted sum) or a term name such as
     ``"loglik_gain"`` or ``"answer_hit"``. ``last_infos`` keeps the per-episode infos of the last
-    call for logging.
+    call for logging; ``calls`` counts the calls and :meth:`scored_triples` gives the last
+    call's (X, c(X, L), Y), what the predictor loss trains on.
     """
 
     def __init__(self, source: EpisodeEngine | Any, term: str = "total") -> None:
@@ -48,6 +49,8 @@ class EnvReward:
         self.term = term
         self.__name__ = f"latent_env_{term}"
         self.last_infos: list[dict[str, Any]] = []
+        self.last_tasks: list[Any] = []
+        self.calls = 0
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any):
         from latent_env.env import as_task
@@ -61,7 +64,18 @@ class EnvReward:
             self.last_infos = self.engine.finish([bind(ep, t) for ep, t in zip(episodes, tasks)])
         else:
             self.last_infos = self.engine.run(tasks, [completion_text(c) for c in completions])
+        self.last_tasks = tasks
+        self.calls += 1
         return [float(info[f"reward/{self.term}"]) for info in self.last_infos]
+
+    def scored_triples(self) -> list[tuple[str, str, str]]:
+        """(X, c(X, L), Y) of each episode the last call scored, c the scorer's combiner."""
+        from latent_env.context import get_combiner
+
+        # LogLikScorer and SelfPredictor carry their combiner; another scorer, the default's.
+        combine = get_combiner(getattr(self.engine.scorer, "combiner", None))
+        return [(t.context, combine(t.context, info["latent"]), t.continuation)
+                for t, info in zip(self.last_tasks, self.last_infos)]
 
 
 def bind(episode: Any, task: Any) -> Any:

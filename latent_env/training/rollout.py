@@ -51,11 +51,7 @@ class Rollout:
 
 def multi_turn_engine(engine: EpisodeEngine, max_turns: int) -> EpisodeEngine:
     """An engine like ``engine`` (same tools, rubric, prompt, limits and scorer) in multi mode."""
-    return EpisodeEngine(
-        engine.tools, engine.rubric, scorer=lambda: engine.scorer, prompt=engine.prompt,
-        mode="multi", max_turns=max_turns, max_action_chars=engine.max_action_chars,
-        tool_budget=engine.tool_budget,
-    )
+    return engine.derive(scorer=lambda: engine.scorer, mode="multi", max_turns=max_turns)
 
 
 def stop_texts(engine: EpisodeEngine) -> tuple[str, ...]:

@@ -169,7 +169,7 @@ def run_rl_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
                                        anchor=rl_anchor(ctx, env, tokenizer),
                                        peft_config=peft_config(ctx.lora),
                                        save_every_minutes=ctx.pipeline.save_every_minutes,
-                                       turns=ctx.rl.rl_turns)
+                                       turns=ctx.rl.rl_turns, rl=ctx.rl)
     if screening:
         metrics["screening"] = screening
     return final, metrics
