@@ -19,6 +19,7 @@ from latent_env.agents.spec import typed_options
 from latent_env.actions import DONE_TOKEN
 from latent_env.stopping import StopAtTexts, criteria
 from latent_env.tasks import Task
+from latent_env.tokens import decode_action
 
 DEFAULT_MAX_NEW_TOKENS = 96
 DEFAULT_BATCH_SIZE = 8
@@ -115,6 +116,11 @@ class HFPolicy:
             out.extend(self._generate(chunk, n, temperature, with_logprobs))
         return out
 
+    def model_and_tokenizer(self) -> tuple[Any, Any]:
+        """The policy's ``(model, tokenizer)``, loaded on first use (``bench --scorer self``
+        scores with them)."""
+        return self._model_and_tokenizer()
+
     # ---- internals ---------------------------------------------------------------------------
 
     def _model_and_tokenizer(self) -> tuple[Any, Any]:
@@ -159,7 +165,7 @@ class HFPolicy:
         new_tokens = out.sequences[:, batch["input_ids"].shape[1] :]
         lengths = _generated_lengths(new_tokens, _stop_ids(tokenizer))
         texts = [
-            _cut_at_done(tokenizer.decode(row[:length], skip_special_tokens=True))
+            _cut_at_done(decode_action(tokenizer, row[:length].tolist()))
             for row, length in zip(new_tokens, lengths)
         ]
         means = _mean_logprobs(out.logits, new_tokens, lengths) if with_logprobs else None

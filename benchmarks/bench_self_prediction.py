@@ -11,9 +11,10 @@ overall (means, 95% bootstrap intervals):
 * ``own − start``: log p_θ(Y | c(X, L_θ)) − log p_θ0(Y | X), θ0 the ``--start`` model;
 * ``plain − start``: log p_θ(Y | X) − log p_θ0(Y | X), what training did to prediction without a
   latent;
-* ``frozen view``: log p_θ0(Y | c(X, L_θ)) − log p_θ0(Y | X), the same latent judged by θ0 (what
-  a frozen scorer pays);
-* accuracy: greedy decoding under θ after its own latent starts with the answer.
+* ``θ0 reading the latent``: log p_θ0(Y | c(X, L_θ)) − log p_θ0(Y | X), the same latent judged
+  by θ0 (what a frozen scorer pays);
+* accuracy: greedy decoding under θ after its own latent starts with the answer
+  (:mod:`latent_env.bench.founding`).
 
 Robustness: for tasks with a gold program, the gold latent (echo style, as SFT teaches it) and a
 wrong one, the same program with one integer constant changed (the first whose change changes the
@@ -91,6 +92,7 @@ def main() -> None:
 
     from transformers import GenerationConfig
 
+    from latent_env.bench.founding import founding_markdown, founding_scores, founding_table
     from latent_env.context import get_combiner
     from latent_env.env import LatentEnv
     from latent_env.models import configure_threads, load_model
@@ -114,22 +116,15 @@ def main() -> None:
         latents += engine.latents(sample_single(policy, tokenizer, prompts, greedy,
                                                 args.max_new))
         print(f"{start + len(batch)}/{len(tasks)} latents written", flush=True)
-    xs, ys = [t.context for t in tasks], [t.continuation for t in tasks]
-    enriched = [combine(x, lat.text) for x, lat in zip(xs, latents)]
-    own, plain = theta.score(enriched, ys), theta.score(xs, ys)
-    start_plain, start_view = theta0.score(xs, ys), theta0.score(enriched, ys)
-    rows = []
-    for i, task in enumerate(tasks):
-        answer = theta.prefix_tokens(task.continuation, f" {task.answer}") if task.answer else 0
-        rows.append({
-            "task_id": task.id, "family": task.family, "latent": latents[i].text,
-            "own_minus_start": own[i].total - start_plain[i].total,
-            "plain_minus_start": plain[i].total - start_plain[i].total,
-            "frozen_view": start_view[i].total - start_plain[i].total,
-            "accuracy": float(own[i].greedy_prefix(answer)) if answer else None,
-        })
+    records = [{"task_id": t.id, "family": t.family, "context": t.context,
+                "continuation": t.continuation, "answer": t.answer, "latent": lat.text}
+               for t, lat in zip(tasks, latents)]
+    rows = founding_scores(records, theta, theta0)
     robustness = measure_robustness(engine, tasks, theta, theta0, combine, echo_latent)
-    report(args, rows, robustness)
+    print(f"policy={args.policy} start={args.start} tasks={len(rows)} "
+          f"per_family={args.per_family} greedy max_new={args.max_new}")
+    print(founding_markdown({"trained": founding_table(rows)}))
+    report_robustness(robustness)
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"tasks": rows, "robustness": robustness}, f, indent=1)
@@ -154,20 +149,8 @@ def measure_robustness(engine: Any, tasks: list, theta: Any, theta0: Any, combin
     return out
 
 
-def report(args: Any, rows: list[dict], robustness: list[dict]) -> None:
-    print(f"policy={args.policy} start={args.start} tasks={len(rows)} "
-          f"per_family={args.per_family} greedy max_new={args.max_new}")
-    print("| family | tasks | own − start (nats) | plain − start | frozen view | accuracy |")
-    print("|---|---|---|---|---|---|")
-    families = sorted({r["family"] for r in rows})
-    for family in [*families, "all"]:
-        sel = [r for r in rows if family in ("all", r["family"])]
-        acc = [r["accuracy"] for r in sel if r["accuracy"] is not None]
-        accuracy = f"{statistics.fmean(acc):.1%}" if acc else "–"
-        print(f"| {family} | {len(sel)} | {mean_ci([r['own_minus_start'] for r in sel])} "
-              f"| {mean_ci([r['plain_minus_start'] for r in sel])} "
-              f"| {mean_ci([r['frozen_view'] for r in sel])} | {accuracy} |")
-    print("\nwrong tool output (gold program, one constant changed):")
+def report_robustness(robustness: list[dict]) -> None:
+    print("wrong tool output (gold program, one constant changed):")
     print("| model | tasks | gold − none | wrong − none | fall (gold − wrong) |")
     print("|---|---|---|---|---|")
     for name in ("trained", "start"):

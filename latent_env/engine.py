@@ -134,14 +134,16 @@ class EpisodeEngine:
             self._scorer, self._load_scorer = None, value
 
     def derive(self, **changes: Any) -> EpisodeEngine:
-        """An engine with the same tools, rubric, prompt, mode and limits as this one (sharing
-        the tools and, unless ``scorer`` is among ``changes``, the scorer or its loader), with
-        ``changes`` (any ``__init__`` argument) applied."""
+        """An engine with the same tools, rubric, prompt, mode and limits as this one, with
+        ``changes`` (any ``__init__`` argument) applied. Unless ``scorer`` is among them, both
+        use one scorer: this engine's, loaded once by whichever needs it first."""
+        shared: Any = self._scorer
+        if shared is None and self._load_scorer is not None:
+            shared = lambda: self.scorer  # noqa: E731
         settings: dict[str, Any] = {
             "rubric": self.rubric, "prompt": self.prompt, "mode": self.mode,
             "max_turns": self.max_turns, "max_action_chars": self.max_action_chars,
-            "tool_budget": self.tool_budget,
-            "scorer": self._scorer if self._scorer is not None else self._load_scorer}
+            "tool_budget": self.tool_budget, "scorer": shared}
         settings.update(changes)
         return EpisodeEngine(settings.pop("tools", self.tools), **settings)
 

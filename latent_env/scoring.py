@@ -21,6 +21,10 @@ size beyond float rounding (about 1e-5 nats). No gradients. Each pass runs in ev
 back the mode it found, so a scorer may share a model that is being trained
 (:mod:`latent_env.predictor`).
 
+Thoughts. A ``<thinking>`` token in a latent is read as one token when the tokenizer has it (a
+latent-thought model embeds it from the previous hidden state). A scorer whose tokenizer lacks it
+cannot read a thought: it scores the latent without them, and counts each as one latent token.
+
 Caching. Baselines log p(Y | X) are cached per (context, continuation) in a bounded LRU, because
 RL scores many latents for the same task; ``cache_size=0`` caches nothing (weights that move).
 """
@@ -34,8 +38,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from latent_env.actions import THINKING_TOKEN
 from latent_env.context import Combiner, get_combiner
-from latent_env.tokens import pad_token_id, start_token_id
+from latent_env.tokens import pad_token_id, start_token_id, thinking_token_id
 
 DEFAULT_BATCH_TOKENS = 4096
 DEFAULT_MAX_LENGTH = 2048
@@ -128,6 +133,7 @@ class LogLikScorer:
         self.combiner = get_combiner(combiner)
         self.cache_size = cache_size
         self._baseline_cache: OrderedDict[tuple[str, str], ScoreResult] = OrderedDict()
+        self.reads_thoughts = thinking_token_id(tokenizer) is not None
         self.start_token_id = start_token_id(tokenizer)
         self.pad_token_id = pad_token_id(tokenizer)
         self._supports_logits_to_keep = _accepts_kwarg(model, "logits_to_keep")
@@ -179,6 +185,8 @@ class LogLikScorer:
                 f"latents, {len(continuations)} continuations"
             )
         combine = get_combiner(combiner) if combiner is not None else self.combiner
+        if not self.reads_thoughts:
+            latents = [latent.replace(THINKING_TOKEN, "") for latent in latents]
         enriched_contexts = [combine(x, latent) for x, latent in zip(contexts, latents)]
         todo = [i for i, (e, x) in enumerate(zip(enriched_contexts, contexts)) if e != x]
         # Uncached baselines and enriched contexts go through the model together, so one call
@@ -204,8 +212,14 @@ class LogLikScorer:
         return self._baseline_cache[key]
 
     def count_tokens(self, text: str) -> int:
-        """Tokens in ``text`` under this scorer's tokenizer (no special tokens)."""
-        return len(self.tokenizer(text, add_special_tokens=False).input_ids) if text else 0
+        """Tokens in ``text`` under this scorer's tokenizer (no special tokens; a thought is one)."""
+        if not text:
+            return 0
+        thoughts = 0 if self.reads_thoughts else text.count(THINKING_TOKEN)
+        if thoughts:
+            text = text.replace(THINKING_TOKEN, "")
+        return thoughts + (len(self.tokenizer(text, add_special_tokens=False).input_ids)
+                           if text else 0)
 
     def prefix_tokens(self, continuation: str, prefix: str) -> int:
         """How many leading tokens of ``continuation`` spell ``prefix`` (0 if they don't align)."""

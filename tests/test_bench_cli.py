@@ -233,6 +233,19 @@ def test_complete_text_output(capsys):
     assert "continuation given X alone" in out
 
 
+def test_complete_with_model_self_writes_and_predicts_with_one_model(capsys, tiny):
+    text = "Tom has 12 apples and buys 30 more. Now he has"
+    code = main(["complete", text, "--policy", "hf:tiny-random?max_new_tokens=6", "--model",
+                 "self", "--max-new-tokens", "4", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    model, tokenizer = tiny
+    assert result["continuation_without_latent"] == greedy_continuation(model, tokenizer, text, 4)
+    code = main(["complete", text, "--policy", "none", "--model", "self"])
+    assert code == 2
+    assert "--model self needs an hf: policy" in capsys.readouterr().err
+
+
 def test_complete_with_the_oracle_explains_why_not(capsys):
     code = main(["complete", "Some text", "--policy", "oracle", "--model", "tiny-random"])
     assert code == 1

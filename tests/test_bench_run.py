@@ -162,3 +162,24 @@ def test_a_policy_without_state_is_rerun_from_its_first_episode(tmp_path, monkey
     results = run_bench(policies, tasks=HANDMADE, model="tiny-random", jobs=JOBS, out=out,
                         oracle_by_kind=False, resume=True, show=False)
     assert counter.calls == BATCHES and comparable(results) == comparable(reference)
+
+
+def test_scorer_self_adds_each_hf_policys_own_model_reading_its_latents(tmp_path, capsys):
+    spec = "hf:tiny-random?max_new_tokens=4"
+    results = run_bench(["none", spec], tasks=str(HANDMADE), out=tmp_path / "b",
+                        model="tiny-random", jobs=JOBS, scorer="self", oracle_by_kind=False)
+    # The policy's model is the scorer's: reading its own latent is the frozen gain, and
+    # without a latent it predicts exactly as the start.
+    assert list(results["founding"]) == [spec]
+    overall = results["founding"][spec]["all"]
+    assert overall["tasks"] == results["policies"][spec]["episodes"]
+    assert overall["own_minus_start"][0] == pytest.approx(
+        results["policies"][spec]["mean_gain_nats"], abs=1e-3)
+    assert overall["plain_minus_start"][0] == 0.0
+    assert (tmp_path / "b" / "founding.md").read_text().startswith("| policy | family |")
+    assert results["config"]["scorer"] == "self"
+    assert "--scorer self" in results["config"]["command"]
+    assert "own model reading its latents" in capsys.readouterr().out
+    with pytest.raises(BenchUsageError, match="--scorer self needs an hf: policy"):
+        run_bench(["none"], tasks=str(HANDMADE), out=tmp_path / "c", model="tiny-random",
+                  scorer="self")

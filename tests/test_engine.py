@@ -169,3 +169,26 @@ def test_bad_arguments():
         EpisodeEngine({}).act(EpisodeEngine({}).start(TASK_OBJECTS[:2]), [""])
     with pytest.raises(RuntimeError, match="no scorer"):
         EpisodeEngine({}).run(TASK_OBJECTS[:1], [""])
+
+
+def test_derive_keeps_everything_but_the_changes(tiny_scorer):
+    from latent_env.latent import ToolBudget
+
+    engine = EpisodeEngine({"calc": CalcTool()}, Rubric.from_spec("loglik_gain=2"),
+                           scorer=tiny_scorer, max_action_chars=99,
+                           tool_budget=ToolBudget(max_blocks=3))
+    multi = engine.derive(mode="multi", max_turns=5)
+    assert multi.tools is not engine.tools and multi.tools == engine.tools
+    assert (multi.rubric, multi.prompt, multi.max_action_chars, multi.tool_budget) == (
+        engine.rubric, engine.prompt, 99, engine.tool_budget)
+    assert (multi.mode, multi.max_turns, multi.scorer) == ("multi", 5, tiny_scorer)
+    unscored = engine.derive(scorer=None)
+    with pytest.raises(RuntimeError, match="has no scorer"):
+        _ = unscored.scorer
+    assert engine.scorer is tiny_scorer  # the original keeps its scorer
+    loads = []
+    lazy = make_engine(lambda: loads.append(1) or tiny_scorer)
+    derived = lazy.derive()
+    assert not loads
+    assert derived.scorer is tiny_scorer and lazy.scorer is tiny_scorer
+    assert loads == [1]  # one load, shared

@@ -156,3 +156,13 @@ def test_default_model_founding_example_gains(default_scorer):
     assert gains[0].gain > gains[1].gain
     for g in gains[2:]:
         assert g.gain > 1.0 and math.isfinite(g.gain)
+
+
+def test_a_scorer_that_cannot_read_thoughts_scores_the_latent_without_them(tiny):
+    scorer = LogLikScorer(*tiny)
+    assert not scorer.reads_thoughts
+    x, y = "Apples: 12, then 7 more. Now", " 19"
+    with_thoughts, plain = scorer.gain([x, x], ["<thinking><calc>12 + 7</calc><thinking>",
+                                                "<calc>12 + 7</calc>"], [y, y])
+    assert with_thoughts.gain == plain.gain
+    assert scorer.count_tokens("<thinking><thinking>ab") == 2 + scorer.count_tokens("ab")

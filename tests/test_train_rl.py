@@ -183,6 +183,12 @@ def test_smoke_preset_runs_every_stage_and_writes_the_run(tmp_path):
     assert {"model", "combiner", "prompt", "tools"} <= set(config) and config["combiner"] == "prefix"
     assert "choice of latent kind" in out.stdout
     assert (run_dir / "eval" / "choice.md").read_text().startswith("| policy |")
+    # The founding table: each trained checkpoint reading its own latents, against the base.
+    founding = metrics["eval"]["founding"]
+    assert set(founding) == {"after sft", "after fusion", "trained (sft+latent+fusion+rl)"}
+    assert all(cell["tasks"] == paired["episodes"] for cell in founding.values())
+    assert (run_dir / "eval" / "founding.md").read_text().startswith("| policy | family |")
+    assert "reading their own latents" in out.stdout
     kinds = metrics["sft"]["traces"]  # every kind of the suite's families is taught
     assert kinds["code"] > 0 and kinds["reasoning"] > 0 and kinds["empty"] > 0
     oracle = metrics["eval"]["choice"]["oracle by kind"]
@@ -283,12 +289,24 @@ def test_self_prediction_runs_a_smoke_rl_stage_with_the_predictor_loss(tmp_path)
     assert metrics["rl"]["last"]["predictor/plain_nll"] > 0
 
 
+@pytest.mark.slow
+def test_sft_with_the_predictor_loss_trains_on_y_after_the_gold_latents(tmp_path):
+    run_dir = tmp_path / "sft"
+    out = run_train("--preset", "smoke", "--stages", "sft", "--sft_predictor_loss_weight", "0.5",
+                    "--eval_per_family", "0", "--run_dir", str(run_dir))
+    assert out.returncode == 0, out.stderr[-3000:]
+    sft = json.loads((run_dir / "metrics.json").read_text())["sft"]
+    assert sft["predictor_nll"]["first"] > 0 and sft["predictor_nll"]["last"] > 0
+    assert "predictor/nll" in out.stdout  # logged with the SFT loss
+
+
 def test_self_prediction_options_are_checked_before_the_run_starts(tmp_path):
     for flags, fix in (
             (["--predictor", "self", "--reward_model", "tiny-random"], "would be ignored"),
             (["--predictor_baseline", "initial"], "needs --predictor self"),
             (["--predictor", "self", "--predictor_ema_decay", "1"], "must be in [0, 1)"),
-            (["--predictor", "teacher"], "must be frozen or self")):
+            (["--predictor", "teacher"], "must be frozen or self"),
+            (["--sft_predictor_loss_weight", "-1"], "must be >= 0")):
         out = run_train("--preset", "smoke", *flags, "--run_dir", str(tmp_path / "never"),
                         timeout=120)
         assert out.returncode == 2 and fix in out.stderr, (flags, out.stderr[-2000:])

@@ -65,6 +65,7 @@ def test_anchor_term_adds_coef_times_nll_scaled_like_trl(records, tiny):
 
     class FakeTrainer:  # stands for GRPOTrainer's loss hook and metric store
         current_gradient_accumulation_steps = 2
+        loss_is_scaled_for_ga = True  # as GRPO's: the term is divided like its loss
 
         def __init__(self):
             self._metrics = {"train": defaultdict(list)}
@@ -86,6 +87,10 @@ def test_anchor_term_adds_coef_times_nll_scaled_like_trl(records, tiny):
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
     model.zero_grad()
+    # A trainer whose loss is not yet scaled (Trainer.training_step divides it all): no division.
+    trainer.loss_is_scaled_for_ga = False
+    trainer.loss_terms = [TraceBatches(records, tokenizer, batch_size=2, coef=0.3, seed=0)]
+    assert trainer.compute_loss(model, {}).item() == pytest.approx(0.5 + 0.3 * nll, rel=1e-5)
     model.eval()
 
 

@@ -92,6 +92,10 @@ def add_bench_subparser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-oracle-by-kind", dest="oracle_by_kind", action="store_false",
                         help="skip the oracle by kind (each task's best gold latent: code, "
                         "reasoning or empty) and the regret it gives the choice metrics")
+    parser.add_argument("--scorer", choices=("frozen", "self"),
+                        help="self: also score each hf: policy with its own model, reading its "
+                        "own latents against --model without one, per family (founding.md; "
+                        "the main table stays scored by --model)")
     add_prompt_argument(parser)
     parser.set_defaults(func=bench_main)
 

@@ -30,7 +30,10 @@ def add_complete_subparser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("text", help="the text to continue")
     parser.add_argument("--policy", default="hf:default", metavar="SPEC",
                         help="policy that writes the latent (not oracle: it needs a task)")
-    parser.add_argument("--model", default="default", help="scorer/continuation model")
+    parser.add_argument("--model", default="default",
+                        help="scorer/continuation model; self: the hf: policy's own model, "
+                             "which then both writes the latent and predicts the text (a "
+                             "self-predicting checkpoint, train_rl.py --predictor self)")
     parser.add_argument("--max-new-tokens", type=int, default=20,
                         help="length of each continuation")
     parser.add_argument("--tools", default=DEFAULT_TOOLS, help="comma-separated tools")
@@ -66,10 +69,16 @@ def run_complete(args: argparse.Namespace) -> int:
     if args.max_new_tokens < 1:
         raise BenchUsageError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
     tools = load_tool_set(args.tools)
-    make_policy(args.policy, tools=tools)  # a bad SPEC fails before the model loads
-    scorer = load_scorer(args.model, args.combiner)
+    checked = make_policy(args.policy, tools=tools)  # a bad SPEC fails before the model loads
+    model_spec = args.model
+    if model_spec == "self":
+        model_spec = getattr(checked, "model_spec", None)
+        if model_spec is None:
+            raise BenchUsageError(f"--model self needs an hf: policy, whose model writes the "
+                                  f"latent and predicts the text; got --policy {args.policy}")
+    scorer = load_scorer(model_spec, args.combiner)
     policy = make_policy(args.policy, tools=tools,
-                         shared_models={args.model: (scorer.model, scorer.tokenizer)})
+                         shared_models={model_spec: (scorer.model, scorer.tokenizer)})
     policy.reset(args.seed)
     # The policy reads exactly what the environment would show it (the same template).
     observation = render_prompt(args.prompt, args.text, tools)

@@ -12,7 +12,8 @@ from latent_env.bench.common import write_json_atomic
 #: The configuration keys a resumed bench must share with the interrupted one: everything that
 #: changes an episode's numbers. ``out`` (the folder may have moved) and ``command`` are not.
 COMPARED_CONFIG = ("policies", "tasks", "split", "episodes", "seed", "limit", "families", "jobs",
-                   "model", "tools", "combiner", "prompt", "oracle_by_kind", "latent_env_version")
+                   "model", "tools", "combiner", "prompt", "oracle_by_kind", "scorer",
+                   "latent_env_version")
 
 
 def assemble_results(
@@ -59,7 +60,7 @@ def bench_config(options: Any, n_tasks: int) -> dict[str, Any]:
         "families": options.families, "jobs": options.jobs, "model": options.model,
         "tools": options.tools, "combiner": options.combiner, "prompt": options.prompt,
         "out": options.out, "oracle_by_kind": options.oracle_by_kind,
-        "latent_env_version": __version__,
+        "scorer": options.scorer, "latent_env_version": __version__,
     }
     config["command"] = bench_command(options)
     return config
@@ -77,6 +78,8 @@ def bench_command(options: Any) -> str:
             parts += [f"--{flag}", str(value)]
     if not options.oracle_by_kind:
         parts.append("--no-oracle-by-kind")
+    if options.scorer != "frozen":
+        parts += ["--scorer", options.scorer]
     return shlex.join(parts)
 
 
@@ -86,9 +89,10 @@ def write_results(results: dict[str, Any], out: Path) -> None:
 
 
 def write_outputs(results: dict[str, Any], out: Path, show: bool = True) -> None:
-    """``results.json``, the plots, ``report.html`` and ``choice.md``; the tables on stdout when
-    ``show``."""
+    """``results.json``, the plots, ``report.html``, ``choice.md`` and, with ``--scorer self``,
+    ``founding.md``; the tables on stdout when ``show``."""
     from latent_env.bench.choice import choice_markdown, print_choice_table
+    from latent_env.bench.founding import founding_markdown
     from latent_env.bench.plots import write_plots
     from latent_env.bench.report import write_report
     from latent_env.bench.table import print_paired, print_tables, wide_console
@@ -98,11 +102,18 @@ def write_outputs(results: dict[str, Any], out: Path, show: bool = True) -> None
     write_report(results, plots, out / "report.html")
     choice = results.get("choice")
     (out / "choice.md").write_text(choice_markdown(choice or {}), encoding="utf-8")
+    founding = results.get("founding")
+    if founding:
+        (out / "founding.md").write_text(founding_markdown(founding), encoding="utf-8")
     if not show:
         return
     console = wide_console()
     print_tables(results["policies"], console)
     print_choice_table(choice, console)
     print_paired(results["paired"]["baseline"], results["paired"]["against"], console)
+    if founding:
+        console.print("\nEach policy's own model reading its latents, against --model without "
+                      "one (founding.md):", markup=False, highlight=False)
+        console.print(founding_markdown(founding), markup=False, highlight=False)
     console.print(f"results: {out / 'results.json'}   report: {out / 'report.html'}",
                   markup=False, highlight=False)

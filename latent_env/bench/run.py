@@ -44,6 +44,8 @@ from latent_env.bench.results import (
 )
 from latent_env.prompt import DEFAULT_PROMPT
 
+SCORERS = ("frozen", "self")
+
 
 class BenchInterrupted(KeyboardInterrupt):
     """An interrupted bench; the message says what was kept and the command that continues."""
@@ -67,6 +69,7 @@ class BenchOptions:
     combiner: str
     prompt: str
     oracle_by_kind: bool
+    scorer: str
 
 
 def run_bench(
@@ -85,6 +88,7 @@ def run_bench(
     combiner: str = "prefix",
     prompt: str = DEFAULT_PROMPT,
     oracle_by_kind: bool = True,
+    scorer: str = "frozen",
     resume: bool = False,
     show: bool = True,
 ) -> dict[str, Any]:
@@ -97,6 +101,9 @@ def run_bench(
     the sub-envs stepped together (the policies' batch size), ``model`` the scorer,
     ``tools`` the environment's tools, ``combiner`` how c(X, L) is formed, ``prompt`` the
     environment's prompt template, ``oracle_by_kind`` whether to run the oracle by kind.
+    ``scorer="self"`` adds the founding table (:mod:`latent_env.bench.founding`): each ``hf:``
+    policy's own model reading the latents it wrote, against ``model`` without a latent
+    (``results.json["founding"]``, ``founding.md``); the main table stays scored by ``model``.
 
     ``out`` is created if missing and receives ``results.json``, ``report.html``,
     ``choice.md`` and the plots. ``resume`` continues the interrupted bench in ``out`` (its
@@ -113,7 +120,7 @@ def run_bench(
         policies=tuple(policies), tasks=os.fspath(tasks), split=split, episodes=episodes,
         seed=seed, out=os.fspath(out), limit=limit, families=_joined(families), jobs=jobs,
         model=model, tools=_joined(tools) or "", combiner=combiner, prompt=prompt,
-        oracle_by_kind=oracle_by_kind,
+        oracle_by_kind=oracle_by_kind, scorer=scorer,
     )
     tool_set = _check_options(options)
     try:
@@ -145,10 +152,14 @@ def _check_options(options: BenchOptions) -> dict[str, Any]:
             raise BenchUsageError(f"--policy {spec} is given twice")
     if options.jobs < 1:
         raise BenchUsageError(f"--jobs must be at least 1, got {options.jobs}")
+    if options.scorer not in SCORERS:
+        raise BenchUsageError(f"--scorer must be frozen or self, got {options.scorer!r}")
     tool_set = load_tool_set(options.tools)
     try:
-        for spec in options.policies:
-            make_policy(spec, tools=tool_set)
+        made = [make_policy(spec, tools=tool_set) for spec in options.policies]
+        if options.scorer == "self" and not any(_own_model(p) for p in made):
+            raise BenchUsageError("--scorer self needs an hf: policy: it scores each policy with "
+                                  "its own model")
     except BaseException:
         for tool in tool_set.values():
             tool.close()
@@ -189,9 +200,36 @@ def _bench(options: BenchOptions, tools: dict, resume: bool, show: bool) -> dict
             f"{bench_command(options)} --resume"
         ) from exc
     results = assemble_results(runs, options, len(tasks))
+    if options.scorer == "self":
+        results["founding"] = _founding(policies, results, scorer, show)
     write_outputs(results, out, show)
     checkpoint.remove()
     return results
+
+
+def _own_model(policy: Any) -> str | None:
+    """The model an ``hf:`` policy writes with (``None`` for policies without one)."""
+    return getattr(policy, "model_spec", None) if hasattr(policy, "model_and_tokenizer") else None
+
+
+def _founding(policies: list[Any], results: dict[str, Any], start: Any,
+              show: bool) -> dict[str, Any]:
+    """``{spec: founding table}`` for each ``hf:`` policy that ran: its own model reading its
+    latents, against the bench's scorer (``--model``) without one."""
+    from latent_env.bench.founding import founding_scores, founding_table
+    from latent_env.scoring import LogLikScorer
+
+    tables = {}
+    for policy, spec in zip(policies, results["config"]["policies"]):
+        records = [r for r in results["episodes"] if r["policy"] == spec]
+        if not _own_model(policy) or results["policies"][spec]["failed"] or not records:
+            continue
+        if show:
+            print(f"[self] {spec}: its own model reads its latents", file=sys.stderr)
+        theta = LogLikScorer(*policy.model_and_tokenizer(), combiner=start.combiner)
+        tables[spec] = founding_table(founding_scores(records, theta, start),
+                                      results["config"]["seed"])
+    return tables
 
 
 def _complete_results(out: Path, config: dict[str, Any]) -> dict[str, Any] | None:

@@ -138,6 +138,11 @@ class SFTArguments:
                 "over the step's tokens: the objective of one random batch, with less padding "
                 "(random batches of 8 pad the default mix to 1.43x its tokens, micro-batches "
                 "of 2 to 1.05x)"})
+    sft_predictor_loss_weight: float = field(default=0.0, metadata={
+        "help": "W of a predictor loss added to every SFT step: W × NLL(Y | c(X, L)) on the "
+                "stage's gold (or bootstrapped) latents after their tools ran, loss on Y only, so "
+                "the model learns to read its latents as well as write them (an empty latent "
+                "teaches Y | X); 0 turns it off"})
     bootstrap_k: int = field(default=0, metadata={
         "help": "STaR/Toolformer bootstrapping: latents sampled per task from the model after "
                 "gold-trace SFT (0 turns it off)"})
@@ -151,6 +156,9 @@ class SFTArguments:
             raise ValueError("SFT needs --sft_epochs > 0 or --sft_max_steps > 0")
         if self.bootstrap_k < 0:
             raise ValueError("--bootstrap_k must be >= 0")
+        if not self.sft_predictor_loss_weight >= 0:
+            raise ValueError(f"--sft_predictor_loss_weight must be >= 0, got "
+                             f"{self.sft_predictor_loss_weight}")
         if self.sft_micro_batch_size < 0 or (
                 self.sft_micro_batch_size and self.sft_batch_size % self.sft_micro_batch_size):
             raise ValueError(f"--sft_micro_batch_size must divide --sft_batch_size "

@@ -97,11 +97,16 @@ def sft_records(env: LatentEnv, tasks: Sequence[Task], latents: Sequence[str]) -
     ]
 
 
-def gold_sft_records(env: LatentEnv, tasks: Sequence[Task], style: str = "echo") -> list[dict]:
-    """Traces from tasks' gold latents (:func:`trace_latent`; programs in ``style`` ``"echo"``
-    or ``"program"``); tasks with nothing to teach are left out."""
+def gold_traces(tasks: Sequence[Task], style: str = "echo") -> list[tuple[Task, str]]:
+    """``(task, gold latent action)`` for each task with something to teach
+    (:func:`trace_latent`; programs in ``style`` ``"echo"`` or ``"program"``)."""
     pairs = [(t, trace_latent(t, style)) for t in tasks]
-    kept = [(t, latent) for t, latent in pairs if latent is not None]
+    return [(t, latent) for t, latent in pairs if latent is not None]
+
+
+def gold_sft_records(env: LatentEnv, tasks: Sequence[Task], style: str = "echo") -> list[dict]:
+    """Traces from tasks' gold latents (:func:`gold_traces`)."""
+    kept = gold_traces(tasks, style)
     return sft_records(env, [t for t, _ in kept], [latent for _, latent in kept])
 
 

@@ -1,6 +1,7 @@
 """The before/after table: base model, stage checkpoints, oracle and none on the test split,
 then the choice table: which kind of latent each policy wrote, per family, against the oracle
-by kind (:mod:`latent_env.bench.choice`).
+by kind (:mod:`latent_env.bench.choice`), and the founding table: each trained checkpoint reading
+its own latents against the base model without one (:mod:`latent_env.bench.founding`).
 
 Runs through the same machinery as ``latent-env bench`` (vector env, one frozen reward model,
 batched scoring) and writes ``RUN/eval/results.json``, ``RUN/eval/table.md`` and the plots.
@@ -75,9 +76,37 @@ def before_after(ctx: RunContext, final_model: str) -> dict[str, Any]:
     choice = choice_metrics(by_label, oracle.records)
     records.extend(oracle.records)
     paired = last_stage_paired(summaries, records, ctx.seed)
-    write_eval(ctx, summaries, records, paired, choice)
+    founding = founding_tables(ctx, policies_to_compare(ctx, final_model), records)
+    write_eval(ctx, summaries, records, paired, choice, founding)
     return {"policies": {label: _headline(s) for label, s in summaries.items()},
-            "paired": paired, "choice": {label: cells.get("*") for label, cells in choice.items()}}
+            "paired": paired, "choice": {label: cells.get("*") for label, cells in choice.items()},
+            "founding": {label: table["all"] for label, table in founding.items()}}
+
+
+def founding_tables(ctx: RunContext, specs: dict[str, str],
+                    records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The founding question (:mod:`latent_env.bench.founding`) for each checkpoint the run
+    trained: that checkpoint reading its own latents, against the base model without one."""
+    from latent_env.bench.founding import founding_scores, founding_table
+    from latent_env.models import load_model
+    from latent_env.scoring import LogLikScorer
+
+    trained = {label: spec[3:] for label, spec in specs.items()
+               if label.startswith((AFTER, TRAINED)) and spec.startswith("hf:")}
+    if not trained:
+        return {}
+    combiner = ctx.env.scorer.combiner
+    start = LogLikScorer(*load_model(ctx.pipeline.model), combiner=combiner)
+    tables = {}
+    for label, path in trained.items():
+        played = [r for r in records if r["policy"] == label]
+        if not played:
+            continue
+        print(f"[eval] {label}: its own model reading its own latents")
+        theta = LogLikScorer(*load_model(path), combiner=combiner)
+        tables[label] = founding_table(founding_scores(played, theta, start), ctx.seed)
+        del theta
+    return tables
 
 
 def eval_tasks(ctx: RunContext) -> list[Any]:
@@ -116,9 +145,11 @@ def scoring_setup(ctx: RunContext) -> dict[str, str]:
 
 
 def write_eval(ctx: RunContext, summaries: dict[str, Any], records: list[dict[str, Any]],
-               paired: dict[str, Any] | None = None, choice: dict[str, Any] | None = None) -> None:
+               paired: dict[str, Any] | None = None, choice: dict[str, Any] | None = None,
+               founding: dict[str, Any] | None = None) -> None:
     from latent_env.bench.choice import choice_markdown, print_choice_table
     from latent_env.bench.common import write_json_atomic
+    from latent_env.bench.founding import founding_markdown
     from latent_env.bench.paired import describe
     from latent_env.bench.plots import write_plots
     from latent_env.bench.table import print_tables
@@ -126,7 +157,7 @@ def write_eval(ctx: RunContext, summaries: dict[str, Any], records: list[dict[st
     out = ctx.run_dir / "eval"
     out.mkdir(parents=True, exist_ok=True)
     payload = {"policies": summaries, "paired": paired or {}, "choice": choice or {},
-               "episodes": records,
+               "founding": founding or {}, "episodes": records,
                "config": {"tasks": ctx.pipeline.tasks, "split": "test",
                           "per_family": ctx.evaluation.eval_per_family, **scoring_setup(ctx)}}
     write_json_atomic(out / "results.json", payload, default=str)  # as bench writes its own
@@ -134,12 +165,18 @@ def write_eval(ctx: RunContext, summaries: dict[str, Any], records: list[dict[st
     table = markdown_table(summaries)
     (out / "table.md").write_text(table + (f"\n{footer}\n" if footer else ""))
     (out / "choice.md").write_text(choice_markdown(choice or {}))
+    if founding:
+        (out / "founding.md").write_text(founding_markdown(founding))
     write_plots(summaries, records, out)
     print_tables(summaries)
     if footer:
         print(footer)
     if choice:
         print_choice_table(choice)
+    if founding:
+        print("\nThe trained models reading their own latents, against the base model without "
+              "one (RUN/eval/founding.md):")
+        print(founding_markdown(founding))
 
 
 def markdown_table(summaries: dict[str, Any]) -> str:

@@ -15,7 +15,10 @@ by a latent-thought model as its continuous input, as when it is scored.
 Which episodes: after each reward call (one per generation batch), the (X, c(X, L), Y) of every
 scored episode are queued in a seeded shuffle; each ``compute_loss`` takes as many as its batch
 has rows. With TRL's ``num_iterations`` = 1 every generated episode is trained on once; with more,
-the queue cycles over the same generation.
+the queue cycles over the same generation. In a supervised stage the source is
+:class:`FixedTriples`, the gold (or bootstrapped) latents run once through the tools: SFT's loss
+then covers the latent and, through this term, the continuation after it (Toolformer's
+fine-tuning on the augmented text).
 """
 
 from __future__ import annotations
@@ -117,6 +120,19 @@ class PredictionBatches:
                                batch["labels"][:, 1:].flatten(), ignore_index=IGNORE_INDEX)
 
 
+class FixedTriples:
+    """A source of the same (X, c(X, L), Y) at every step (a supervised stage's latents)."""
+
+    calls = 0
+
+    def __init__(self, triples: Sequence[Triple]) -> None:
+        self.triples = list(triples)
+
+    def scored_triples(self) -> list[Triple]:
+        return self.triples
+
+
 def rows(inputs: Any) -> int:
-    """Rows of a TRL training batch (GRPO's and RLOO's carry ``completion_ids``)."""
-    return len(inputs["completion_ids"])
+    """Rows of a TRL training batch (GRPO's and RLOO's carry ``completion_ids``, SFT's
+    ``input_ids``)."""
+    return len(inputs["completion_ids"] if "completion_ids" in inputs else inputs["input_ids"])

@@ -38,14 +38,20 @@ class EnvReward:
     ``source`` (a :class:`~latent_env.env.LatentEnv` or anything with an ``engine``), or
     ``source`` itself.
 
+    With ``tokenizer`` (the policy's) and TRL's ``completion_ids`` among the columns, the
+    completions are decoded from their ids with :func:`latent_env.tokens.decode_action`, which
+    keeps ``<thinking>`` (TRL's own text drops special tokens, thoughts among them).
+
     ``term`` picks what is returned: ``"total"`` (the rubric's weighted sum) or a term name such as
     ``"loglik_gain"`` or ``"answer_hit"``. ``last_infos`` keeps the per-episode infos of the last
     call for logging; ``calls`` counts the calls and :meth:`scored_triples` gives the last
     call's (X, c(X, L), Y), what the predictor loss trains on.
     """
 
-    def __init__(self, source: EpisodeEngine | Any, term: str = "total") -> None:
+    def __init__(self, source: EpisodeEngine | Any, term: str = "total",
+                 tokenizer: Any = None) -> None:
         self.engine: EpisodeEngine = getattr(source, "engine", source)
+        self.tokenizer = tokenizer
         self.term = term
         self.__name__ = f"latent_env_{term}"
         self.last_infos: list[dict[str, Any]] = []
@@ -63,10 +69,18 @@ class EnvReward:
         if episodes is not None:
             self.last_infos = self.engine.finish([bind(ep, t) for ep, t in zip(episodes, tasks)])
         else:
-            self.last_infos = self.engine.run(tasks, [completion_text(c) for c in completions])
+            self.last_infos = self.engine.run(tasks, self._texts(completions, columns))
         self.last_tasks = tasks
         self.calls += 1
         return [float(info[f"reward/{self.term}"]) for info in self.last_infos]
+
+    def _texts(self, completions: Sequence[Any], columns: dict[str, Any]) -> list[str]:
+        ids = columns.get("completion_ids")
+        if self.tokenizer is None or ids is None:
+            return [completion_text(c) for c in completions]
+        from latent_env.tokens import decode_action
+
+        return [decode_action(self.tokenizer, row) for row in ids]
 
     def scored_triples(self) -> list[tuple[str, str, str]]:
         """(X, c(X, L), Y) of each episode the last call scored, c the scorer's combiner."""

@@ -41,8 +41,11 @@ class LoggedTerm:
         return [float(info[f"reward/{self.term}"]) for info in infos]
 
 
-def reward_functions(source: LatentEnv | EpisodeEngine) -> tuple[list[Any], list[float]]:
-    paid = EnvReward(source, term="total")
+def reward_functions(source: LatentEnv | EpisodeEngine,
+                     tokenizer: Any = None) -> tuple[list[Any], list[float]]:
+    """The paid reward (decoding completions with the policy's ``tokenizer`` when given, so
+    thoughts reach the scorer) and weight-0 logged terms."""
+    paid = EnvReward(source, term="total", tokenizer=tokenizer)
     paid.__name__ = "env_reward"
     logged = [LoggedTerm(paid, t) for t in ("loglik_gain", "answer_hit", "tool_error")]
     return [paid, *logged], [1.0] + [0.0] * len(logged)
@@ -65,7 +68,7 @@ def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records
     rl = rl or RLArguments()
     # Self-prediction scores on an engine of its own: the shared env keeps the frozen scorer.
     engine = env.engine if rl.predictor == "frozen" else env.engine.derive(scorer=None)
-    funcs, weights = reward_functions(engine)
+    funcs, weights = reward_functions(engine, tokenizer)
     config.reward_weights = weights
     extra = {"rollout_func": multi_turn_rollout(engine, records, turns)} if turns > 1 else {}
     trainer = with_loss_terms(_trainer_class(algo))(

@@ -33,6 +33,7 @@ from latent_env.engine import EpisodeEngine
 from latent_env.episode import Episode
 from latent_env.stopping import StopAtTexts, criteria
 from latent_env.tasks import Task
+from latent_env.tokens import decode_action
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Rollout:
 
 def multi_turn_engine(engine: EpisodeEngine, max_turns: int) -> EpisodeEngine:
     """An engine like ``engine`` (same tools, rubric, prompt, limits and scorer) in multi mode."""
-    return engine.derive(scorer=lambda: engine.scorer, mode="multi", max_turns=max_turns)
+    return engine.derive(mode="multi", max_turns=max_turns)
 
 
 def stop_texts(engine: EpisodeEngine) -> tuple[str, ...]:
@@ -76,7 +77,7 @@ def play(model: Any, tokenizer: Any, engine: EpisodeEngine, episodes: Sequence[E
         chunks = _generate(model, tokenizer, contexts, generation_config, max(budgets),
                            stop_texts(engine), eos)
         chunks = [chunk[:budget] for chunk, budget in zip(chunks, budgets)]
-        texts = [tokenizer.decode(chunk, skip_special_tokens=True) for chunk in chunks]
+        texts = [decode_action(tokenizer, chunk) for chunk in chunks]
         # A chunk of nothing but end-of-sequence after a turn is no action of its own.
         acting = [k for k, i in enumerate(live) if texts[k].strip() or not rollouts[i].episode.turns]
         turns = dict(zip(acting, engine.act([rollouts[live[k]].episode for k in acting],

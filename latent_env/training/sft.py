@@ -75,12 +75,16 @@ def micro_batch_order(records: list[dict], step_size: int, seed: int) -> list[di
 
 def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, config: Any,
             resume: bool, peft_config: Any = None,
-            save_every_minutes: float = 0.0) -> tuple[Path, dict]:
+            save_every_minutes: float = 0.0,
+            loss_terms: list[Any] | None = None) -> tuple[Path, dict]:
     """Train on ``records`` (checkpointing as :func:`train_and_save` does); returns the final
     checkpoint dir and the trainer's last log. With ``peft_config``
-    (:func:`latent_env.training.lora.peft_config`) only LoRA adapters train."""
+    (:func:`latent_env.training.lora.peft_config`) only LoRA adapters train; ``loss_terms``
+    (:mod:`latent_env.training.loss_terms`) are added to every step's loss."""
     from datasets import Dataset
     from trl import SFTTrainer
+
+    from latent_env.training.loss_terms import with_loss_terms
 
     examples = len(records)
     if config.train_sampling_strategy == "sequential":  # sft_config with micro-batches
@@ -91,17 +95,20 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, conf
         config = copy.copy(config)  # the caller's config keeps its epochs
         config.num_train_epochs /= passes
 
-    trainer = SFTTrainer(
+    trainer = with_loss_terms(SFTTrainer)(
         model=model,
         args=config,
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+    trainer.loss_terms = list(loss_terms or [])
     plain_head_on_cpu(trainer)
     result, final = train_and_save(trainer, tokenizer, out_dir, resume, save_every_minutes)
     history = [h for h in trainer.state.log_history if "loss" in h]
+    nll = [h["predictor/nll"] for h in trainer.state.log_history if "predictor/nll" in h]
     return final, {
+        **({"predictor_nll": {"first": nll[0], "last": nll[-1]}} if nll else {}),
         "train_loss": result.training_loss,
         "first_loss": history[0]["loss"] if history else None,
         "last_loss": history[-1]["loss"] if history else None,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from latent_env.training.data import (
     gold_sft_records,
+    gold_traces,
     rl_records,
     sft_records,
     take_per_family,
@@ -112,7 +114,10 @@ def run_sft_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
     )
     final, metrics = run_sft(model, tokenizer, records, out, config, ctx.pipeline.resume,
                              peft_config=peft_config(ctx.lora),
-                             save_every_minutes=ctx.pipeline.save_every_minutes)
+                             save_every_minutes=ctx.pipeline.save_every_minutes,
+                             loss_terms=sft_prediction_terms(
+                                 ctx, env, lambda: gold_traces(tasks, ctx.sft.sft_trace_style),
+                                 tokenizer))
     metrics["traces"] = kinds
     if ctx.sft.bootstrap_k > 0:
         final, metrics["bootstrap"] = run_bootstrap(ctx, final)
@@ -140,10 +145,34 @@ def run_bootstrap(ctx: RunContext, model_path: Path) -> tuple[Path, dict]:
         micro_batch_size=ctx.sft.sft_micro_batch_size, **trainer_flags(ctx),
     )
     records = sft_records(env, kept_tasks, kept_latents)
+    terms = sft_prediction_terms(ctx, env, lambda: list(zip(kept_tasks, kept_latents)),
+                                 tokenizer)
     final, metrics = run_sft(model, tokenizer, records, out, config, ctx.pipeline.resume,
                              peft_config=peft_config(ctx.lora),
-                             save_every_minutes=ctx.pipeline.save_every_minutes)
+                             save_every_minutes=ctx.pipeline.save_every_minutes,
+                             loss_terms=terms)
     return final, {**stats, **metrics, "trained": True}
+
+
+def sft_prediction_terms(ctx: RunContext, env: Any, traces: Callable[[], list[tuple[Any, str]]],
+                         tokenizer: Any) -> list[Any]:
+    """``--sft_predictor_loss_weight``'s loss term on ``traces()`` ((task, latent action) pairs,
+    built only when the weight is set): each action runs once through the tools, and the model is
+    taught Y given c(X, L)."""
+    if ctx.sft.sft_predictor_loss_weight <= 0:
+        return []
+    pairs = traces()
+    if not pairs:
+        return []
+    from latent_env.context import get_combiner
+    from latent_env.training.predictor_loss import FixedTriples, PredictionBatches
+
+    combine = get_combiner(env.combiner)
+    latents = env.engine.latents([action for _, action in pairs])
+    triples = [(t.context, combine(t.context, lat.text), t.continuation)
+               for (t, _), lat in zip(pairs, latents)]
+    return [PredictionBatches(FixedTriples(triples), tokenizer, ctx.sft.sft_predictor_loss_weight,
+                              seed=ctx.seed)]
 
 
 def run_rl_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
