@@ -174,6 +174,8 @@ def test_smoke_preset_runs_every_stage_and_writes_the_run(tmp_path):
     assert paired["episodes"] == metrics["eval"]["policies"]["none (no latent)"]["episodes"]
     for stage in ("sft", "latent", "fusion", "rl"):
         assert (run_dir / stage / "final" / "config.json").is_file()
+        timed = metrics[stage]["step_seconds"]  # every step of every stage timed
+        assert timed["steps"] == metrics[stage]["steps"] and timed["median"] > 0
     assert not list(run_dir.glob("*/checkpoint-*"))  # finished stages keep only their final model
     assert "[sft] finished; removed 1 Trainer checkpoint(s)" in out.stdout
     assert f"run directory: {run_dir}  (metrics.json, config.json, eval/)" in out.stdout

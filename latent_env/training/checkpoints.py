@@ -66,10 +66,14 @@ def train_and_save(trainer: Any, tokenizer: Any, out_dir: Path, resume: bool,
 
     Besides the trainer's own step-based saves, a checkpoint is written after every
     ``save_every_minutes`` of training (:class:`~latent_env.training.timed_save.SaveEveryMinutes`;
-    0 turns that off).
+    0 turns that off). ``trainer.step_timer`` times every step
+    (:mod:`latent_env.training.step_timer`).
     """
+    from latent_env.training.step_timer import StepTimer
     from latent_env.training.timed_save import SaveEveryMinutes
 
+    trainer.step_timer = StepTimer()  # the stage's metrics report its step times
+    trainer.add_callback(trainer.step_timer)
     if save_every_minutes > 0 and trainer.args.save_strategy != "no":  # "no" means none at all
         trainer.add_callback(SaveEveryMinutes(save_every_minutes))
     checkpoint = last_checkpoint(out_dir) if resume else None

@@ -52,6 +52,7 @@ def run_latent_tuning(ctx: RunContext, model_path: str, stage: str,
     from latent_env.thoughts import InsertionSettings, build_stage_examples
     from latent_env.training.cpu_head import plain_head_on_cpu
     from latent_env.training.sft import sft_config
+    from latent_env.training.step_timer import step_times
 
     args = ctx.latent
     mode, alpha, threshold, index = (
@@ -83,6 +84,7 @@ def run_latent_tuning(ctx: RunContext, model_path: str, stage: str,
         "train_loss": result.training_loss,
         "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
         "steps": trainer.state.global_step,
+        **step_times(trainer),
     }
 
 

@@ -25,6 +25,7 @@ from latent_env.training.config import RLArguments
 from latent_env.training.cpu_head import plain_head_on_cpu
 from latent_env.training.loss_terms import with_loss_terms
 from latent_env.training.reward import EnvReward
+from latent_env.training.step_timer import step_times
 
 
 class LoggedTerm:
@@ -89,7 +90,7 @@ def run_online_rl(algo: str, model: Any, tokenizer: Any, env: LatentEnv, records
     trainer.loss_terms = loss_terms(anchor, funcs[0], tokenizer, rl, config)
     plain_head_on_cpu(trainer)
     _, final = train_and_save(trainer, tokenizer, out_dir, resume, save_every_minutes)
-    return final, summarise_log(trainer.state.log_history)
+    return final, {**summarise_log(trainer.state.log_history), **step_times(trainer)}
 
 
 def loss_terms(anchor: TraceBatches | None, paid: EnvReward, tokenizer: Any, rl: RLArguments,

@@ -9,6 +9,7 @@ from typing import Any
 
 from latent_env.training.checkpoints import train_and_save
 from latent_env.training.cpu_head import plain_head_on_cpu
+from latent_env.training.step_timer import step_times
 
 
 def sft_config(out_dir: Path, *, epochs: float, max_steps: int, learning_rate: float,
@@ -114,6 +115,7 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, conf
         "last_loss": history[-1]["loss"] if history else None,
         "steps": trainer.state.global_step,
         "examples": examples,
+        **step_times(trainer),
     }
 
 
