@@ -6,6 +6,13 @@ confidence in the gold next token is below ``--latent_threshold``, and trains on
 the thinking embedding taken from the previous hidden state. Stage ``fusion`` rebuilds the data
 with the stage-2 model at ``--fusion_threshold`` and trains with context-prediction fusion
 (α = ``--fusion_alpha``). ``<thinking>`` stays in the labels, so the policy learns where to think.
+
+The traces are the SFT stage's (:func:`~latent_env.training.data.gold_traces`, in
+``--sft_trace_style``, every kind: programs, reasons and ``<done/>``), so a latent stage refines
+what SFT taught instead of teaching another trace style. A stage trains ``--latent_steps`` ×
+``--sft_batch_size`` traces, so only that many, drawn at random (seeded per stage), go through
+the model to find where to think: the insertion pass over every SFT trace cost more than the
+training itself.
 """
 
 from __future__ import annotations
@@ -14,23 +21,35 @@ from pathlib import Path
 from typing import Any
 
 from latent_env.training.checkpoints import train_and_save
-from latent_env.training.data import gold_latent, user_turn
+from latent_env.training.data import gold_traces, user_turn
 from latent_env.training.run_context import RunContext, make_env
 from latent_env.training.stages import train_tasks, trainer_flags
 
 
-def chat_traces(env: Any, tokenizer: Any, tasks: list[Any]) -> list[dict[str, str]]:
-    """Explicit traces as text: the chat-formatted prompt and the gold latent."""
+def chat_traces(env: Any, tokenizer: Any, tasks: list[Any],
+                style: str = "echo") -> list[dict[str, str]]:
+    """Explicit traces as text: the chat-formatted prompt and the task's SFT latent."""
     return [
         {
             "prompt": tokenizer.apply_chat_template(
                 user_turn(env, t), tokenize=False, add_generation_prompt=True
             ),
-            "completion": gold_latent(t),
+            "completion": latent,
         }
-        for t in tasks
-        if t.program
+        for t, latent in gold_traces(tasks, style)
     ]
+
+
+def stage_sample(traces: list[Any], steps: int, batch_size: int, seed: int) -> list[Any]:
+    """The ``steps × batch_size`` traces one stage trains on, drawn without replacement in a
+    seeded order (every trace when there are fewer, or when ``steps`` is not positive)."""
+    import numpy as np
+
+    wanted = steps * batch_size
+    if steps <= 0 or wanted >= len(traces):
+        return traces
+    picked = np.random.default_rng(seed).permutation(len(traces))[:wanted]
+    return [traces[i] for i in sorted(picked)]
 
 
 def load_latent_policy(model_path: str, threads: int | None) -> tuple[Any, Any]:
@@ -61,7 +80,8 @@ def run_latent_tuning(ctx: RunContext, model_path: str, stage: str,
     )
     model, tokenizer = load_latent_policy(model_path, ctx.pipeline.threads or None)
     model.set_latent_mode(mode=mode, alpha=alpha)
-    traces = chat_traces(make_env(ctx), tokenizer, tasks)
+    traces = stage_sample(chat_traces(make_env(ctx), tokenizer, tasks, ctx.sft.sft_trace_style),
+                          args.latent_steps, ctx.sft.sft_batch_size, ctx.seed + index)
     settings = InsertionSettings(max_thinking=args.latent_max_insertions, seed=ctx.seed)
     examples = build_stage_examples(model, tokenizer, traces, threshold, settings, index)
     out = ctx.run_dir / stage
