@@ -35,7 +35,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from latent_env.context import Combiner, get_combiner
+from latent_env.context import Combiner
 from latent_env.scoring import (
     DEFAULT_BATCH_TOKENS,
     GainResult,
@@ -120,12 +120,7 @@ class SelfPredictor:
         combiner: str | Combiner | None = None,
     ) -> list[GainResult]:
         """log p_θ(Y | c(X, L)) − baseline(X, Y) per item."""
-        if not len(contexts) == len(latents) == len(continuations):
-            raise ValueError(
-                f"gain() needs equal lengths, got {len(contexts)} contexts, {len(latents)} "
-                f"latents, {len(continuations)} continuations")
-        combine = self.live.combiner if combiner is None else get_combiner(combiner)
-        enriched_contexts = [combine(x, latent) for x, latent in zip(contexts, latents)]
+        enriched_contexts = self.live.enriched_contexts(contexts, latents, continuations, combiner)
         enriched = self._deduplicated(self.live.score, enriched_contexts, continuations)
         baselines = self.baseline(contexts, continuations)
         return [GainResult(e.total - b.total, e, b) for e, b in zip(enriched, baselines)]

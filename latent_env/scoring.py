@@ -179,15 +179,7 @@ class LogLikScorer:
         combiner: str | Combiner | None = None,
     ) -> list[GainResult]:
         """log p(Y | c(X, L)) − log p(Y | X) per item; an empty latent gains exactly 0."""
-        if not len(contexts) == len(latents) == len(continuations):
-            raise ValueError(
-                f"gain() needs equal lengths, got {len(contexts)} contexts, {len(latents)} "
-                f"latents, {len(continuations)} continuations"
-            )
-        combine = get_combiner(combiner) if combiner is not None else self.combiner
-        if not self.reads_thoughts:
-            latents = [latent.replace(THINKING_TOKEN, "") for latent in latents]
-        enriched_contexts = [combine(x, latent) for x, latent in zip(contexts, latents)]
+        enriched_contexts = self.enriched_contexts(contexts, latents, continuations, combiner)
         todo = [i for i, (e, x) in enumerate(zip(enriched_contexts, contexts)) if e != x]
         # Uncached baselines and enriched contexts go through the model together, so one call
         # packs everything into the fewest batches.
@@ -206,6 +198,25 @@ class LogLikScorer:
         for i, result in zip(todo, scored[len(missing) :]):
             enriched[i] = result
         return [GainResult(e.total - b.total, e, b) for e, b in zip(enriched, baselines)]
+
+    def enriched_contexts(
+        self,
+        contexts: Sequence[str],
+        latents: Sequence[str],
+        continuations: Sequence[str],
+        combiner: str | Combiner | None = None,
+    ) -> list[str]:
+        """c(X, L) per item, as :meth:`gain` scores it (thoughts left out when this tokenizer
+        cannot read them; ``combiner`` overrides the scorer's)."""
+        if not len(contexts) == len(latents) == len(continuations):
+            raise ValueError(
+                f"gain() needs equal lengths, got {len(contexts)} contexts, {len(latents)} "
+                f"latents, {len(continuations)} continuations"
+            )
+        combine = get_combiner(combiner) if combiner is not None else self.combiner
+        if not self.reads_thoughts:
+            latents = [latent.replace(THINKING_TOKEN, "") for latent in latents]
+        return [combine(x, latent) for x, latent in zip(contexts, latents)]
 
     def _cached(self, key: tuple[str, str]) -> ScoreResult:
         self._baseline_cache.move_to_end(key)

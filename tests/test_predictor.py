@@ -163,3 +163,10 @@ def test_a_thinking_token_is_read_as_a_continuous_input_when_y_is_scored():
     assert abs(with_thoughts - plain_logp) > 1e-3
     assert thinking_id in tokenizer(get_combiner(None)(X, thought), add_special_tokens=False
                                     ).input_ids
+
+
+def test_a_policy_without_the_thinking_token_scores_latents_without_thoughts(live):
+    predictor = SelfPredictor(*live, "self")
+    with_thoughts, plain = predictor.gain([X, X], [f"<thinking>{LATENT}<thinking>", LATENT],
+                                          [Y, Y])
+    assert with_thoughts.enriched.total == plain.enriched.total

@@ -216,7 +216,8 @@ class RLArguments:
     predictor_baseline: str = field(default="ema", metadata={
         "help": "with --predictor self, what the reward subtracts. ema: log p_φ(Y | X), φ an EMA "
                 "of θ updated every optimiser step (RLP). initial: log p_θ0(Y | X), the starting "
-                "weights. self: log p_θ(Y | X) now"})
+                "weights. self: log p_θ(Y | X) now. It is one number per prompt, so GRPO's and "
+                "RLOO's group advantages do not depend on it (it shows in the logged reward)"})
     predictor_ema_decay: float = field(default=0.9, metadata={
         "help": "d of the ema baseline, φ ← d·φ + (1-d)·θ per optimiser step (0.9: a half-life "
                 "of ~6.6 steps, for the default 10-step stage)"})
