@@ -20,7 +20,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from latent_env.training.checkpoints import train_and_save
 from latent_env.training.data import gold_traces, user_turn
 from latent_env.training.run_context import RunContext, make_env
 from latent_env.training.stages import train_tasks, trainer_flags
@@ -65,13 +64,8 @@ def load_latent_policy(model_path: str, threads: int | None) -> tuple[Any, Any]:
 
 def run_latent_tuning(ctx: RunContext, model_path: str, stage: str,
                       tasks: list[Any]) -> tuple[Path, dict[str, Any]]:
-    from datasets import Dataset
-    from trl import SFTTrainer
-
     from latent_env.thoughts import InsertionSettings, build_stage_examples
-    from latent_env.training.cpu_head import plain_head_on_cpu
-    from latent_env.training.sft import sft_config
-    from latent_env.training.step_timer import step_times
+    from latent_env.training.sft import run_sft, sft_config
 
     args = ctx.latent
     mode, alpha, threshold, index = (
@@ -85,26 +79,22 @@ def run_latent_tuning(ctx: RunContext, model_path: str, stage: str,
     settings = InsertionSettings(max_thinking=args.latent_max_insertions, seed=ctx.seed)
     examples = build_stage_examples(model, tokenizer, traces, threshold, settings, index)
     out = ctx.run_dir / stage
+    # SFT's micro-batches (length-sorted within each step): a row's k thoughts cost k + 1
+    # decoder passes, each as wide as the batch's longest segment, so rows of similar length
+    # waste fewer filler columns (benchmarks/RESULTS.md, "Latent-stage step time").
     config = sft_config(
         out, epochs=1.0, max_steps=args.latent_steps, learning_rate=args.latent_learning_rate,
         batch_size=ctx.sft.sft_batch_size, seed=ctx.seed, report_to=ctx.report_to,
-        **trainer_flags(ctx),
+        micro_batch_size=ctx.sft.sft_micro_batch_size, **trainer_flags(ctx),
     )
-    dataset = Dataset.from_list([e.as_processed() for e in examples])
-    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset,
-                         processing_class=tokenizer)
-    plain_head_on_cpu(trainer)
-    result, final = train_and_save(trainer, tokenizer, out, ctx.pipeline.resume,
-                                   ctx.pipeline.save_every_minutes)
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    final, metrics = run_sft(model, tokenizer, [e.as_processed() for e in examples], out,
+                             config, ctx.pipeline.resume,
+                             save_every_minutes=ctx.pipeline.save_every_minutes)
+    metrics.pop("examples", None)
     inserted = sum(len(e.thinking_positions) for e in examples)
     return final, {
         "mode": mode, "alpha": alpha, "threshold": threshold,
-        "traces": len(examples), "thinking_tokens_inserted": inserted,
-        "train_loss": result.training_loss,
-        "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-        "steps": trainer.state.global_step,
-        **step_times(trainer),
+        "traces": len(examples), "thinking_tokens_inserted": inserted, **metrics,
     }
 
 

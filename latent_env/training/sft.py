@@ -66,12 +66,18 @@ def micro_batch_order(records: list[dict], step_size: int, seed: int) -> list[di
     """
     import numpy as np
 
-    def chars(record: dict) -> int:
-        return sum(len(turn["content"]) for turn in record["prompt"] + record["completion"])
-
     order = np.random.default_rng(seed).permutation(len(records))
     steps = [order[i:i + step_size] for i in range(0, len(order), step_size)]
-    return [records[i] for step in steps for i in sorted(step, key=lambda i: (chars(records[i]), i))]
+    return [records[i] for step in steps
+            for i in sorted(step, key=lambda i: (record_size(records[i]), i))]
+
+
+def record_size(record: dict) -> int:
+    """How long a record is: its tokens when pre-tokenised (the latent stages' ``input_ids``),
+    else the characters of its chat turns."""
+    if "input_ids" in record:
+        return len(record["input_ids"])
+    return sum(len(turn["content"]) for turn in record["prompt"] + record["completion"])
 
 
 def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, config: Any,
