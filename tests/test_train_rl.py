@@ -472,7 +472,8 @@ def test_help_shows_the_presets_effective_defaults():
     assert out.returncode == 0
     text = " ".join(out.stdout.split())  # argparse wraps help text
     assert "Defaults shown: --preset default --algo grpo." in text
-    assert "(default: sft,rl)" in text  # the preset's stages, not sft,latent,fusion,rl
+    assert "(default: sft,latent,fusion,rl)" in text  # the preset's stages
+    assert "(default: 10)" in text and "(default: 40)" not in text  # its --latent_steps
     assert "(default: 1e-05)" in text and "(default: 1e-06)" not in text  # GRPO's learning rate
     smoke = " ".join(run_train("--preset", "smoke", "--help", timeout=180).stdout.split())
     assert "Defaults shown: --preset smoke --algo grpo." in smoke

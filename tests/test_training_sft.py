@@ -43,6 +43,17 @@ def test_steps_are_random_draws_sorted_by_length_within():
     assert micro_batch_order(records, 8, seed=4) != ordered
 
 
+def test_pre_tokenised_records_are_sorted_by_their_token_count():
+    lengths = np.random.default_rng(1).integers(5, 400, size=24)
+    records = [{"input_ids": list(range(int(n))), "completion_mask": [1] * int(n)}
+               for n in lengths]
+    ordered = micro_batch_order(records, step_size=8, seed=0)
+    assert sorted(map(id, ordered)) == sorted(map(id, records))
+    steps = [[len(r["input_ids"]) for r in ordered[i:i + 8]] for i in range(0, 24, 8)]
+    assert all(step == sorted(step) for step in steps)
+    assert steps != sorted(steps)  # still random draws
+
+
 def test_micro_batches_switch_the_trainer_to_accumulation_in_the_given_order(tmp_path):
     common = dict(epochs=1, max_steps=-1, learning_rate=1e-4, batch_size=8, seed=0, report_to=[])
     micro = sft_config(tmp_path, micro_batch_size=2, **common)
