@@ -58,18 +58,28 @@ def cache_dir() -> Path:
     return Path(root)
 
 
+def default_threads() -> int:
+    """``$LATENT_ENV_THREADS``; else ``$OMP_NUM_THREADS`` (torchrun and ``accelerate launch`` set
+    it to 1 per process); else this process's share of the cores (``$LOCAL_WORLD_SIZE`` ranks on
+    one machine), at most 8. Eight ranks each taking every core would run 8x the threads the
+    machine has."""
+    for name in (THREADS_ENV, "OMP_NUM_THREADS"):
+        if os.environ.get(name, "").strip().isdigit():
+            return max(1, int(os.environ[name]))
+    ranks = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    share = (os.cpu_count() or 1) // max(1, int(ranks) if ranks.isdigit() else 1)
+    return max(1, min(share, 8))
+
+
 def configure_threads(threads: int | None = None) -> int:
-    """Pin torch's intra-op threads (``$LATENT_ENV_THREADS``, else all cores, at most 8).
+    """Pin torch's intra-op threads: ``threads``, else :func:`default_threads`.
 
     Small models on few cores stall with oversubscription; a fixed count also makes timings
     comparable between runs.
     """
     import torch
 
-    if threads is None:
-        env = os.environ.get(THREADS_ENV)
-        threads = int(env) if env else min(os.cpu_count() or 1, 8)
-    threads = max(1, threads)
+    threads = max(1, default_threads() if threads is None else threads)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads

@@ -51,6 +51,20 @@ def test_threads_follow_the_environment(monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_default_threads_leave_room_for_the_other_ranks(monkeypatch):
+    monkeypatch.delenv(models.THREADS_ENV, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setattr(models.os, "cpu_count", lambda: 16)
+    assert models.default_threads() == 8  # alone: every core, at most 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    assert models.default_threads() == 2  # eight ranks share 16 cores
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what torchrun sets per process
+    assert models.default_threads() == 1
+    monkeypatch.setenv(models.THREADS_ENV, "3")  # ours wins
+    assert models.default_threads() == 3
+
+
 @pytest.mark.slow
 def test_conversion_is_atomic_and_happens_once(tmp_path, monkeypatch):
     """A killed conversion leaves nothing behind; a finished one is reused, offline."""

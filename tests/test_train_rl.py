@@ -295,11 +295,13 @@ def test_self_prediction_runs_a_smoke_rl_stage_with_the_predictor_loss(tmp_path)
 def test_sft_with_the_predictor_loss_trains_on_y_after_the_gold_latents(tmp_path):
     run_dir = tmp_path / "sft"
     out = run_train("--preset", "smoke", "--stages", "sft", "--sft_predictor_loss_weight", "0.5",
-                    "--eval_per_family", "0", "--run_dir", str(run_dir))
+                    "--sft_predictor_plain_weight", "0.5", "--eval_per_family", "0",
+                    "--run_dir", str(run_dir))
     assert out.returncode == 0, out.stderr[-3000:]
     sft = json.loads((run_dir / "metrics.json").read_text())["sft"]
     assert sft["predictor_nll"]["first"] > 0 and sft["predictor_nll"]["last"] > 0
-    assert "predictor/nll" in out.stdout  # logged with the SFT loss
+    assert sft["predictor_plain_nll"]["first"] > 0 and sft["predictor_plain_nll"]["last"] > 0
+    assert "predictor/nll" in out.stdout and "predictor/plain_nll" in out.stdout  # logged
 
 
 def test_self_prediction_options_are_checked_before_the_run_starts(tmp_path):
@@ -308,7 +310,8 @@ def test_self_prediction_options_are_checked_before_the_run_starts(tmp_path):
             (["--predictor_baseline", "initial"], "needs --predictor self"),
             (["--predictor", "self", "--predictor_ema_decay", "1"], "must be in [0, 1)"),
             (["--predictor", "teacher"], "must be frozen or self"),
-            (["--sft_predictor_loss_weight", "-1"], "must be >= 0")):
+            (["--sft_predictor_loss_weight", "-1"], "must be >= 0"),
+            (["--sft_predictor_plain_weight", "-0.5"], "--sft_predictor_plain_weight must be")):
         out = run_train("--preset", "smoke", *flags, "--run_dir", str(tmp_path / "never"),
                         timeout=120)
         assert out.returncode == 2 and fix in out.stderr, (flags, out.stderr[-2000:])

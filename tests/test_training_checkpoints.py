@@ -1,10 +1,17 @@
-"""Run-directory bookkeeping: the newest complete checkpoint, and pruning a finished stage's."""
+"""Run-directory bookkeeping: the newest complete checkpoint, pruning a finished stage's, and the
+final save every rank joins."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
-from latent_env.training.checkpoints import RunState, last_checkpoint, prune_checkpoints
+from latent_env.training.checkpoints import (
+    RunState,
+    last_checkpoint,
+    prune_checkpoints,
+    save_final,
+)
 
 
 def make_checkpoint(stage_dir: Path, step: int, size: int = 10, complete: bool = True) -> Path:
@@ -62,3 +69,43 @@ def test_run_state_records_the_config_and_the_running_stage_from_the_start(tmp_p
     state.mark("sft", tmp_path / "sft" / "final", {"steps": 2})
     assert RunState(tmp_path).data["running"] is None
     assert RunState(tmp_path).finished("sft")["metrics"] == {"steps": 2}
+
+
+class Rank:
+    """One process's view of a trainer at the final save: ``save_model`` stands for the
+    Trainer's, which under FSDP/DeepSpeed gathers the state dict from every rank and writes on
+    the main process only."""
+
+    def __init__(self, main: bool) -> None:
+        self.saved, self.waited = [], 0
+        self.model = SimpleNamespace(config=SimpleNamespace(use_cache=False))
+        self.accelerator = SimpleNamespace(is_main_process=main, unwrap_model=lambda m: m,
+                                           wait_for_everyone=self.wait)
+        self.main = main
+
+    def wait(self) -> None:
+        self.waited += 1
+
+    def save_model(self, path: str) -> None:
+        self.saved.append(path)
+        if self.main:
+            Path(path).mkdir(parents=True)
+            (Path(path) / "model.safetensors").write_bytes(b"w")
+
+
+class Tokenizer:
+    def save_pretrained(self, path: str) -> None:
+        (Path(path) / "tokenizer.json").write_text("{}")
+
+
+def test_every_rank_joins_the_final_save_and_the_main_one_writes_it(tmp_path):
+    worker, main = Rank(main=False), Rank(main=True)
+    assert save_final(worker, Tokenizer(), tmp_path) == tmp_path / "final"
+    assert worker.saved == [str(tmp_path / "final.tmp")] and worker.waited == 1
+    assert not (tmp_path / "final").exists()  # a worker writes nothing itself
+    save_final(main, Tokenizer(), tmp_path)
+    assert main.saved == worker.saved and main.waited == 1
+    assert sorted(p.name for p in (tmp_path / "final").iterdir()) == [
+        "model.safetensors", "tokenizer.json"]
+    assert not (tmp_path / "final.tmp").exists()
+    assert worker.model.config.use_cache and main.model.config.use_cache  # saved for generation

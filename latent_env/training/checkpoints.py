@@ -38,20 +38,28 @@ def prune_checkpoints(run_dir: Path, stage: str) -> tuple[int, int]:
 
 
 def save_final(trainer: Any, tokenizer: Any, out_dir: Path) -> Path:
-    """Save the stage's model to ``out_dir/final`` atomically (a kill leaves no half model)."""
+    """Save the stage's model to ``out_dir/final`` atomically (a kill leaves no half model).
+
+    Every rank calls ``trainer.save_model``: under FSDP and DeepSpeed gathering the full state
+    dict is a collective that every rank must join (called on the main process alone, the run
+    hangs at its first save), and the Trainer writes from the main process only. The tokenizer,
+    a merged LoRA model and the final rename are the main process's.
+    """
     final = out_dir / "final"
     tmp = out_dir / "final.tmp"
-    if trainer.accelerator.is_main_process:
-        # Trainers switch the KV cache off for training and save that setting; a saved policy is
-        # for generation, where running without the cache made GRPO steps 10-30x slower here.
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        config = getattr(model, "config", None)
-        if config is not None:
-            config.use_cache = True
-        if is_peft_model(model):
+    # Trainers switch the KV cache off for training and save that setting; a saved policy is for
+    # generation, where running without the cache made GRPO steps 10-30x slower here.
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    config = getattr(model, "config", None)
+    if config is not None:
+        config.use_cache = True
+    main = trainer.accelerator.is_main_process
+    if is_peft_model(model):
+        if main:
             save_merged(model, tokenizer, tmp)
-        else:
-            trainer.save_model(str(tmp))
+    else:
+        trainer.save_model(str(tmp))
+    if main:
         tokenizer.save_pretrained(str(tmp))
         if final.exists():
             shutil.rmtree(final)

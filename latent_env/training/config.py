@@ -67,8 +67,9 @@ class PipelineArguments:
         "help": "also write a Trainer checkpoint once this many minutes of training have passed "
                 "since the last one, whatever --save_steps says, so a killed stage resumes having "
                 "lost at most that much (0: step-based checkpoints only)"})
-    threads: int = field(default=0, metadata={"help": "torch threads (0: LATENT_ENV_THREADS "
-                                                       "or all cores)"})
+    threads: int = field(default=0, metadata={"help": "torch threads (0: LATENT_ENV_THREADS, "
+                                                       "else OMP_NUM_THREADS, else this rank's "
+                                                       "share of the cores, at most 8)"})
     train_per_family: int = field(default=40, metadata={
         "help": "training tasks drawn per family from the suite's train split, for SFT and as "
                 "many again for RL"})
@@ -143,6 +144,10 @@ class SFTArguments:
                 "stage's gold (or bootstrapped) latents after their tools ran, loss on Y only, so "
                 "the model learns to read its latents as well as write them (an empty latent "
                 "teaches Y | X); 0 turns it off"})
+    sft_predictor_plain_weight: float = field(default=0.0, metadata={
+        "help": "V of a plain-text term added to every SFT step: V × NLL(Y | X) on the same "
+                "tasks, so that SFT on chat traces does not cost prediction without a latent "
+                "(latent_env/training/predictor_loss.py); 0 turns it off"})
     bootstrap_k: int = field(default=0, metadata={
         "help": "STaR/Toolformer bootstrapping: latents sampled per task from the model after "
                 "gold-trace SFT (0 turns it off)"})
@@ -156,9 +161,9 @@ class SFTArguments:
             raise ValueError("SFT needs --sft_epochs > 0 or --sft_max_steps > 0")
         if self.bootstrap_k < 0:
             raise ValueError("--bootstrap_k must be >= 0")
-        if not self.sft_predictor_loss_weight >= 0:
-            raise ValueError(f"--sft_predictor_loss_weight must be >= 0, got "
-                             f"{self.sft_predictor_loss_weight}")
+        for name in ("sft_predictor_loss_weight", "sft_predictor_plain_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if self.sft_micro_batch_size < 0 or (
                 self.sft_micro_batch_size and self.sft_batch_size % self.sft_micro_batch_size):
             raise ValueError(f"--sft_micro_batch_size must divide --sft_batch_size "

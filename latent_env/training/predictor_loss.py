@@ -115,9 +115,16 @@ class PredictionBatches:
         import torch.nn.functional as F
 
         batch = {k: v.to(model.device) for k, v in self.batch(pairs).items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(),
-                               batch["labels"][:, 1:].flatten(), ignore_index=IGNORE_INDEX)
+        labels = batch["labels"]
+        # The LM head only from the first column that predicts a label: X is most of each row,
+        # and its columns' logits (a 49k-word vocabulary each) would only be thrown away.
+        labelled = (labels[:, 1:] != IGNORE_INDEX).any(0).nonzero()
+        keep = labels.shape[1] - (int(labelled[0]) if len(labelled) else 0)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       logits_to_keep=keep).logits
+        targets = labels[:, labels.shape[1] - keep + 1 :]  # logit at column c predicts c + 1
+        return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(),
+                               ignore_index=IGNORE_INDEX)
 
 
 class FixedTriples:

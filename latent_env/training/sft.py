@@ -113,9 +113,11 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, conf
     plain_head_on_cpu(trainer)
     result, final = train_and_save(trainer, tokenizer, out_dir, resume, save_every_minutes)
     history = [h for h in trainer.state.log_history if "loss" in h]
-    nll = [h["predictor/nll"] for h in trainer.state.log_history if "predictor/nll" in h]
+    logged = {name: [h[f"predictor/{name}"] for h in trainer.state.log_history
+                     if f"predictor/{name}" in h] for name in ("nll", "plain_nll")}
     return final, {
-        **({"predictor_nll": {"first": nll[0], "last": nll[-1]}} if nll else {}),
+        **{f"predictor_{name}": {"first": values[0], "last": values[-1]}
+           for name, values in logged.items() if values},
         "train_loss": result.training_loss,
         "first_loss": history[0]["loss"] if history else None,
         "last_loss": history[-1]["loss"] if history else None,

@@ -156,10 +156,11 @@ def run_bootstrap(ctx: RunContext, model_path: Path) -> tuple[Path, dict]:
 
 def sft_prediction_terms(ctx: RunContext, env: Any, traces: Callable[[], list[tuple[Any, str]]],
                          tokenizer: Any) -> list[Any]:
-    """``--sft_predictor_loss_weight``'s loss term on ``traces()`` ((task, latent action) pairs,
-    built only when the weight is set): each action runs once through the tools, and the model is
-    taught Y given c(X, L)."""
-    if ctx.sft.sft_predictor_loss_weight <= 0:
+    """``--sft_predictor_loss_weight`` and ``--sft_predictor_plain_weight``'s loss term on
+    ``traces()`` ((task, latent action) pairs, built only when a weight is set): each action runs
+    once through the tools, and the model is taught Y given c(X, L), and Y given X."""
+    weight, plain = ctx.sft.sft_predictor_loss_weight, ctx.sft.sft_predictor_plain_weight
+    if weight <= 0 and plain <= 0:
         return []
     pairs = traces()
     if not pairs:
@@ -171,7 +172,7 @@ def sft_prediction_terms(ctx: RunContext, env: Any, traces: Callable[[], list[tu
     latents = env.engine.latents([action for _, action in pairs])
     triples = [(t.context, combine(t.context, lat.text), t.continuation)
                for (t, _), lat in zip(pairs, latents)]
-    return [PredictionBatches(FixedTriples(triples), tokenizer, ctx.sft.sft_predictor_loss_weight,
+    return [PredictionBatches(FixedTriples(triples), tokenizer, weight, plain_weight=plain,
                               seed=ctx.seed)]
 
 
