@@ -18,7 +18,7 @@ LOCK_FIND_LINKS ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/
 UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --python-version 3.11 --custom-compile-command \
 	"make lock" $(if $(LOCK_FIND_LINKS),--find-links $(LOCK_FIND_LINKS)) $(if $(UPGRADE),--upgrade)
 
-.PHONY: run test test-ppo test-latest install venv-ppo lint bench lock
+.PHONY: run test test-ppo test-latest install venv-ppo lint bench lock gpu-check
 
 run: $(STAMP)
 	$(PY) train_rl.py $(ARGS)
@@ -80,6 +80,13 @@ lock: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+
+# The GPU path on one GPU in under 10 minutes (benchmarks/gpu_check.py): install with a CUDA torch,
+# e.g. `make gpu-check TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"`.
+# GPU_CHECK_ARGS=--dry runs it on the CPU.
+GPU_CHECK_ARGS ?=
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_scorer.py

@@ -47,7 +47,14 @@ def preset_values(preset: str, algo: str) -> dict:
     if not path.is_file():
         raise ValueError(f"unknown preset '{preset}'; choose one of {', '.join(available_presets())}")
     sections = yaml.safe_load(path.read_text()) or {}
-    return {**sections.get("common", {}), **sections.get(algo, {}), "preset": preset}
+    values = {**sections.get("common", {}), **sections.get(algo, {}), "preset": preset}
+    if "use_cpu" not in values:
+        # The one place the device is chosen: the accelerator where there is one. On the CPU,
+        # TRL's use_cpu also picks gloo for `accelerate launch --multi_gpu` there.
+        import torch
+
+        values["use_cpu"] = not torch.cuda.is_available()
+    return values
 
 
 def preset_config_file(preset: str, algo: str) -> str:

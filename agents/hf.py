@@ -17,6 +17,14 @@ from latent_env.agents.base import PolicyError, PolicySpecError, Sample, rng_fro
 from latent_env.agents.spec import typed_options
 
 from latent_env.actions import DONE_TOKEN
+from latent_env.devices import (
+    DTYPES,
+    model_device,
+    resolve_device,
+    resolve_dtype,
+    rng_devices,
+    to_host,
+)
 from latent_env.stopping import StopAtTexts, criteria
 from latent_env.tasks import Task
 from latent_env.tokens import decode_action
@@ -24,7 +32,7 @@ from latent_env.tokens import decode_action
 DEFAULT_MAX_NEW_TOKENS = 96
 DEFAULT_BATCH_SIZE = 8
 HF_OPTIONS = {"temperature": float, "max_new_tokens": int, "top_p": float, "batch_size": int,
-              "seed": int}
+              "seed": int, "device": str, "dtype": str}
 
 
 def done_stopping_criteria(tokenizer: Any, prompt_length: int) -> Any:
@@ -44,7 +52,11 @@ class HFPolicy:
         batch_size: observations per ``generate`` call.
         seed: seed of the sampling stream until :meth:`reset` gives another.
         loaded: an already loaded ``(model, tokenizer)`` to use instead of loading ``model``
-            (the benchmark shares the scorer's model this way).
+            (the benchmark shares the scorer's model this way); it stays where it is.
+        device: where a model this policy loads goes: ``auto`` (this rank's accelerator, see
+            :mod:`latent_env.devices`), ``cpu``, ``cuda:1``, …; prompts follow the model.
+        dtype: precision of a model this policy loads: ``float32``, ``bfloat16`` or ``float16``
+            (not on the CPU).
     """
 
     def __init__(
@@ -56,8 +68,13 @@ class HFPolicy:
         batch_size: int = DEFAULT_BATCH_SIZE,
         seed: int | None = 0,
         loaded: tuple[Any, Any] | None = None,
+        device: str = "auto",
+        dtype: str = "float32",
     ) -> None:
         _check_options(model, temperature, max_new_tokens, top_p, batch_size)
+        if dtype not in DTYPES:
+            raise PolicySpecError(f"hf:{model}: dtype must be one of {', '.join(DTYPES)}, got "
+                                  f"{dtype!r}")
         self.model_spec = model
         self.name = f"hf:{model}"
         self.temperature = temperature
@@ -65,6 +82,7 @@ class HFPolicy:
         self.top_p = top_p
         self.batch_size = batch_size
         self._loaded = loaded
+        self.device, self.dtype = device, dtype
         self.rng = np.random.default_rng(seed)
 
     @classmethod
@@ -128,7 +146,9 @@ class HFPolicy:
             from latent_env.models import load_model
 
             try:
-                self._loaded = load_model(self.model_spec)
+                device = resolve_device(self.device)
+                self._loaded = load_model(self.model_spec, dtype=resolve_dtype(self.dtype, device),
+                                          device=device)
             except Exception as exc:  # a missing package, checkpoint or hub id
                 raise PolicyError(f"{self.name}: could not load the model: {exc}") from exc
         return self._loaded
@@ -151,26 +171,28 @@ class HFPolicy:
         import torch
 
         model, tokenizer = self._model_and_tokenizer()
+        device = model_device(model)
         batch = tokenizer(self.prompts(observations), return_tensors="pt", padding=True,
                           padding_side="left", add_special_tokens=False)
+        batch = {key: value.to(device) for key, value in batch.items()}
         per_prompt = n if temperature > 0 else 1  # greedy: every copy would be the same
         config = self._generation_config(tokenizer, per_prompt, temperature, with_logprobs)
         # A private stream per call: the same seed gives the same samples, and the caller's
         # global torch RNG is left as it was.
         call_seed = int(self.rng.integers(2**31))
         stop = done_stopping_criteria(tokenizer, batch["input_ids"].shape[1])
-        with torch.random.fork_rng(devices=[]), torch.inference_mode():
+        # (The generator forked is the one that draws: the model's CUDA device, if any.)
+        with torch.random.fork_rng(devices=rng_devices(device)), torch.inference_mode():
             torch.manual_seed(call_seed)
             out = model.generate(**batch, generation_config=config, stopping_criteria=stop)
         new_tokens = out.sequences[:, batch["input_ids"].shape[1] :]
-        lengths = _generated_lengths(new_tokens, _stop_ids(tokenizer))
-        texts = [
-            _cut_at_done(decode_action(tokenizer, row[:length].tolist()))
-            for row, length in zip(new_tokens, lengths)
-        ]
+        rows = to_host(new_tokens)
+        lengths = _generated_lengths(rows, _stop_ids(tokenizer))
+        texts = [_cut_at_done(decode_action(tokenizer, row[:length]))
+                 for row, length in zip(rows, lengths)]
         means = _mean_logprobs(out.logits, new_tokens, lengths) if with_logprobs else None
-        rows = [Sample(text, means[i] if means else 0.0) for i, text in enumerate(texts)]
-        groups = [rows[i * per_prompt : (i + 1) * per_prompt] for i in range(len(observations))]
+        found = [Sample(text, means[i] if means else 0.0) for i, text in enumerate(texts)]
+        groups = [found[i * per_prompt : (i + 1) * per_prompt] for i in range(len(observations))]
         return [group * (n // per_prompt) for group in groups]
 
     def _generation_config(
@@ -214,10 +236,10 @@ def _stop_ids(tokenizer: Any) -> set[int]:
     return {i for i in ids if i is not None}
 
 
-def _generated_lengths(new_tokens: Any, stop_ids: set[int]) -> list[int]:
+def _generated_lengths(rows: list[list[int]], stop_ids: set[int]) -> list[int]:
     """Tokens each row generated before its first end-of-sequence or padding token."""
     lengths = []
-    for row in new_tokens.tolist():
+    for row in rows:
         end = next((i for i, token in enumerate(row) if token in stop_ids), len(row))
         lengths.append(end)
     return lengths
@@ -227,13 +249,13 @@ def _mean_logprobs(logits: Sequence[Any], new_tokens: Any, lengths: list[int]) -
     """Mean log-prob (at temperature 1, from the raw logits) of each row's generated tokens."""
     import torch
 
-    totals = torch.zeros(new_tokens.shape[0], dtype=torch.float64)
-    lengths_t = torch.tensor(lengths)
+    totals = torch.zeros(new_tokens.shape[0], dtype=torch.float64, device=new_tokens.device)
+    lengths_t = torch.tensor(lengths, device=new_tokens.device)
     for step, step_logits in enumerate(logits):  # one [rows, vocab] tensor per step
         logp = torch.log_softmax(step_logits.float(), dim=-1)
         chosen = logp.gather(-1, new_tokens[:, step : step + 1]).squeeze(-1).double()
         totals += torch.where(lengths_t > step, chosen, torch.zeros_like(chosen))
-    return [float(t / n) if n else 0.0 for t, n in zip(totals, lengths)]
+    return [t / n if n else 0.0 for t, n in zip(to_host(totals), lengths)]
 
 
 def _cut_at_done(text: str) -> str:

@@ -49,9 +49,10 @@ class StepTimer:
 
 
 def run(model_spec: str, reward_funcs: list[Any], records: list[dict], steps: int,
-        max_new: int, rollout_func: Any = None) -> tuple[list[float], float]:
+        max_new: int, rollout_func: Any = None, use_cpu: bool = True,
+        bf16: bool = False) -> tuple[list[float], float]:
     """Median-ready step times (first excluded) and the mean completion length (tokens the
-    policy wrote)."""
+    policy wrote). ``use_cpu=False`` trains on the accelerator (``gpu_check.py``)."""
     from datasets import Dataset
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -63,7 +64,7 @@ def run(model_spec: str, reward_funcs: list[Any], records: list[dict], steps: in
         output_dir=tempfile.mkdtemp(prefix="bench-grpo-"), max_steps=steps,
         per_device_train_batch_size=8, num_generations=4, max_completion_length=max_new,
         learning_rate=0.0, beta=0.0, logging_steps=1, save_strategy="no", report_to=[],
-        use_cpu=True, bf16=False, activation_checkpointing=False, seed=0, disable_tqdm=True,
+        use_cpu=use_cpu, bf16=bf16, activation_checkpointing=False, seed=0, disable_tqdm=True,
     )
     timer = StepTimer()
     callback = type("Timer", (TrainerCallback,), {

@@ -205,7 +205,7 @@ class LatentEnv(gym.Env):
         from latent_env.models import load_model
         from latent_env.scoring import LogLikScorer
 
-        model, tokenizer = load_model(self.model_spec)
+        model, tokenizer = load_model(self.model_spec, device="auto")
         return LogLikScorer(model, tokenizer, combiner=self.combiner)
 
 

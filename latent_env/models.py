@@ -18,6 +18,7 @@ Specs:
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import shutil
 import tempfile
@@ -185,8 +186,22 @@ def load_tokenizer(spec: str = "default") -> Any:
     return tokenizer
 
 
-def load_model(spec: str = "default", dtype: Any = None, threads: int | None = None) -> tuple[Any, Any]:
-    """Return ``(model, tokenizer)`` for ``spec`` in eval mode (fp32 unless ``dtype`` is given)."""
+def load_model(spec: str = "default", dtype: Any = None, threads: int | None = None,
+               device: Any = None) -> tuple[Any, Any]:
+    """Return ``(model, tokenizer)`` for ``spec`` in eval mode (fp32 unless ``dtype`` is given).
+
+    ``device``: where to put it (``"auto"``: this rank's accelerator, see
+    :mod:`latent_env.devices`); ``None`` leaves it on the CPU, for a trainer to place or shard.
+    """
+    model, tokenizer = _load(spec, dtype, threads)
+    if device is not None:
+        from latent_env.devices import place, resolve_device
+
+        place(model, resolve_device(device))
+    return model, tokenizer
+
+
+def _load(spec: str, dtype: Any, threads: int | None) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -235,6 +250,17 @@ def _load_adapter(path: Path, dtype: Any) -> tuple[Any, Any]:
     model.config.use_cache = True
     model.eval()
     return model, tokenizer
+
+
+def local_model_type(spec: str) -> str | None:
+    """The ``model_type`` in a local checkpoint's ``config.json`` (``None`` for anything else)."""
+    config = Path(spec).expanduser() / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        return json.loads(config.read_text()).get("model_type")
+    except (OSError, ValueError):
+        return None
 
 
 def checkpoint_path(spec: str) -> str:

@@ -48,7 +48,7 @@ def run_score(args: argparse.Namespace) -> int:
             latent = engine.latents([latent])[0].text
         finally:
             engine.close()
-    model, tokenizer = load_model(args.model)
+    model, tokenizer = load_model(args.model, device="auto")
     scorer = LogLikScorer(model, tokenizer, combiner=args.combiner)
     result = scorer.gain([args.context], [latent], [args.continuation])[0]
     if args.json:

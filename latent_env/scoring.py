@@ -21,6 +21,11 @@ size beyond float rounding (about 1e-5 nats). No gradients. Each pass runs in ev
 back the mode it found, so a scorer may share a model that is being trained
 (:mod:`latent_env.predictor`).
 
+Devices. Batches are built on the host and moved to the model's device in one copy; the
+log-softmax (always fp32), the gather and the argmax run there, and each batch's results come back
+in one host copy. The scorer never moves the model: whoever loads it places it
+(:mod:`latent_env.devices`).
+
 Thoughts. A ``<thinking>`` token in a latent is read as one token when the tokenizer has it (a
 latent-thought model embeds it from the previous hidden state). A scorer whose tokenizer lacks it
 cannot read a thought: it scores the latent without them, and counts each as one latent token.
@@ -40,6 +45,7 @@ from typing import Any
 
 from latent_env.actions import THINKING_TOKEN
 from latent_env.context import Combiner, get_combiner
+from latent_env.devices import model_device, to_host
 from latent_env.tokens import pad_token_id, start_token_id, thinking_token_id
 
 DEFAULT_BATCH_TOKENS = 4096
@@ -105,7 +111,8 @@ class LogLikScorer:
         model: a causal LM (``forward(input_ids, attention_mask, position_ids)`` → ``.logits``).
         tokenizer: its tokenizer.
         batch_tokens: padded tokens per forward pass (rows × longest row).
-        dtype: if given, the model is cast to it (fp32 recommended: bf16 moves log-probs ~0.8 nats).
+        dtype: if given, the model is cast to it (fp32 recommended: bf16 weights move log p(Y) by
+            0.08 nats mean, 0.38 at most, on the default model; benchmarks/RESULTS.md).
         max_length: longest sequence scored; longer contexts are truncated from the left.
         combiner: c(X, L) used by :meth:`gain` (name or callable, default the founding form).
         cache_size: how many baselines to keep.
@@ -273,41 +280,47 @@ class LogLikScorer:
         import torch
 
         width = max(it.length for it in batch)
-        keep = max(len(it.continuation_ids) for it in batch) + 1
+        n_max = max(len(it.continuation_ids) for it in batch)
+        keep = n_max + 1
+        # Built on the host, moved in one copy each (latent_env.devices); continuation ids are
+        # right-aligned in ``targets`` like the rows, so one gather serves the whole batch.
         input_ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
+        targets = torch.zeros((len(batch), n_max), dtype=torch.long)
         for row, it in enumerate(batch):
             ids = it.context_ids + it.continuation_ids
             input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
             mask[row, width - len(ids) :] = 1
+            if it.continuation_ids:
+                targets[row, n_max - len(it.continuation_ids) :] = torch.tensor(
+                    it.continuation_ids, dtype=torch.long)
+        device = model_device(self.model)
+        input_ids, mask, targets = (t.to(device) for t in (input_ids, mask, targets))
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         kwargs: dict[str, Any] = {"attention_mask": mask, "position_ids": position_ids}
         if self._supports_logits_to_keep:
             kwargs["logits_to_keep"] = keep
         with torch.inference_mode(), eval_mode(self.model):
-            logits = self.model(input_ids=input_ids, **kwargs).logits[:, -keep:, :]
+            logits = self.model(input_ids=input_ids, **kwargs).logits[:, -keep:-1, :]
+            # fp32 log-softmax whatever the model's dtype: a bf16 one would round every log-prob.
             logprobs = torch.log_softmax(logits.float(), dim=-1)
+            # The logits at position p predict token p+1: kept column j predicts targets[:, j].
+            token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            is_argmax = (logprobs.argmax(-1) == targets).to(token_lp.dtype)
+            host_lp, host_argmax = to_host(torch.stack([token_lp, is_argmax]))
         self.stats["forward_passes"] += 1
-        self.stats["tokens_scored"] += int(mask.sum())
+        self.stats["tokens_scored"] += sum(it.length for it in batch)
         self.stats["padded_tokens"] += len(batch) * width
-        return [self._extract(row, it, logprobs, keep) for row, it in enumerate(batch)]
+        return [self._extract(it, host_lp[row], host_argmax[row]) for row, it in enumerate(batch)]
 
-    def _extract(self, row: int, item: _Item, logprobs: Any, keep: int) -> ScoreResult:
-        import torch
-
+    def _extract(self, item: _Item, token_lp: list[float], is_argmax: list[float]) -> ScoreResult:
         n = len(item.continuation_ids)
         if n == 0:
             return ScoreResult(0.0, [], 0, [], item.truncated, [])
-        # The logits at position p predict token p+1; the continuation occupies the last n slots,
-        # so its predictions sit at kept positions keep-n-1 … keep-2.
-        predicting = logprobs[row, keep - n - 1 : keep - 1, :]
-        targets = torch.tensor(item.continuation_ids, dtype=torch.long)
-        token_lp = predicting.gather(-1, targets.unsqueeze(-1)).squeeze(-1).tolist()
-        is_argmax = (predicting.argmax(-1) == targets).tolist()
+        token_lp = token_lp[len(token_lp) - n :]
         tokens = self.tokenizer.convert_ids_to_tokens(item.continuation_ids)
-        return ScoreResult(
-            float(sum(token_lp)), token_lp, n, list(tokens), item.truncated, is_argmax
-        )
+        return ScoreResult(float(sum(token_lp)), token_lp, n, list(tokens), item.truncated,
+                           [bool(a) for a in is_argmax[len(is_argmax) - n :]])
 
 
 def tokenize_pair(tokenizer: Any, context: str, continuation: str, max_length: int,

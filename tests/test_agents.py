@@ -265,9 +265,7 @@ def test_generation_stops_each_row_at_done(tiny):
 
 
 def test_generated_lengths_stop_at_end_of_sequence():
-    import torch
-
-    rows = torch.tensor([[5, 6, 2, 2], [7, 8, 9, 10], [2, 2, 2, 2]])
+    rows = [[5, 6, 2, 2], [7, 8, 9, 10], [2, 2, 2, 2]]
     assert _generated_lengths(rows, {2}) == [2, 4, 0]
 
 

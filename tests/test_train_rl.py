@@ -135,6 +135,34 @@ def test_default_preset_leaves_room_for_the_longest_gold_latent(tmp_path):
     assert longest < trl_config.max_completion_length
 
 
+@pytest.mark.parametrize("preset", available_presets())
+def test_every_preset_parses_for_every_algo_and_keeps_latents_whole(tmp_path, preset):
+    """Generation limits above the longest gold latent of either split (smoke's tiny model aside),
+    no activation recomputation below 7B, and the device chosen by the machine, not the preset."""
+    import torch
+
+    from latent_env.models import load_tokenizer
+    from latent_env.training.data import split_tasks, trace_latent
+    from tests.test_training_ppo import HAS_PPO
+
+    for algo in ("grpo", "rloo", "ppo") if HAS_PPO else ("grpo", "rloo"):
+        pipeline, _, _, evaluation, _, _, trl_config = train_rl.parse(
+            ["--preset", preset, "--algo", algo, "--run_dir", str(tmp_path)])
+        assert pipeline.preset == preset
+        assert trl_config.use_cpu == (not torch.cuda.is_available())  # set by the machine
+        assert trl_config.activation_checkpointing == (preset == "gpu-7b")
+    if preset == "smoke":
+        return
+    tokenizer = load_tokenizer("default")
+    latents = [trace_latent(t) for split in ("train", "test")
+               for t in split_tasks(pipeline.tasks, split, 100)]
+    longest = max(len(tokenizer(latent)["input_ids"]) for latent in latents if latent)
+    assert longest < evaluation.eval_max_new_tokens
+    if preset.startswith("gpu"):  # the default's RL limit is its measured 160 (README)
+        assert longest < (getattr(trl_config, "max_completion_length", None)
+                          or trl_config.response_length)
+
+
 def test_preset_flattening_and_cli_override(tmp_path):
     pipeline, sft, _, evaluation, _, _, trl_config = train_rl.parse(
         ["--preset", "smoke", "--algo", "rloo", "--sft_epochs", "3", "--run_dir", str(tmp_path)]
@@ -493,3 +521,27 @@ def test_print_config_prints_the_resolved_configuration_and_writes_nothing(tmp_p
     assert config["pipeline"]["stages"] == "sft,latent,fusion,rl"
     assert set(config) == {"pipeline", "sft", "latent", "eval", "rl", "lora", "trl"}
     assert not run_dir.exists()
+
+
+def test_vllm_and_ppo_are_refused_for_a_latent_thought_policy_in_one_line(tmp_path):
+    from types import SimpleNamespace
+
+    from latent_env.training.pipeline import check_engines
+
+    vllm, plain = SimpleNamespace(use_vllm=True), SimpleNamespace(use_vllm=False)
+    with pytest.raises(ValueError, match="drop --use_vllm, or run --stages sft,rl"):
+        check_engines(PipelineArguments(), vllm)
+    with pytest.raises(ValueError, match="use --algo grpo or rloo, or run --stages sft,rl"):
+        check_engines(PipelineArguments(algo="ppo"), plain)
+    check_engines(PipelineArguments(stages="sft,rl"), vllm)  # a plain causal LM: fine
+    check_engines(PipelineArguments(stages="sft,latent"), vllm)  # no RL, no generation engine
+    thought = tmp_path / "thought"
+    thought.mkdir()
+    (thought / "config.json").write_text(json.dumps({"model_type": "latent_thought"}))
+    with pytest.raises(ValueError, match="a latent-thought checkpoint"):
+        check_engines(PipelineArguments(model=str(thought), stages="rl"), vllm)
+    out = run_train("--preset", "smoke", "--use_vllm", "true", "--run_dir",
+                    str(tmp_path / "never"), timeout=120)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and "drop --use_vllm" in lines[0], out.stderr
+    assert not (tmp_path / "never").exists()

@@ -37,7 +37,7 @@ def load_scorer(model_spec: str, combiner: str = "prefix") -> Any:
     from latent_env.scoring import LogLikScorer
 
     try:
-        model, tokenizer = load_model(model_spec)
+        model, tokenizer = load_model(model_spec, device="auto")
     except (ModelNotFoundError, OSError) as exc:
         raise BenchUsageError(f"--model {model_spec}: {exc}") from None
     return LogLikScorer(model, tokenizer, combiner=combiner)

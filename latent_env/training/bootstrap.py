@@ -15,7 +15,7 @@ from latent_env.training.reward import EnvReward
 
 def sample_and_filter(env: Any, model_path: str, tasks: list[Any], k: int, min_gain: float,
                       seed: int, temperature: float = 0.8,
-                      max_new_tokens: int = 128) -> tuple[list[Any], list[str], dict[str, Any]]:
+                      max_new_tokens: int = 176) -> tuple[list[Any], list[str], dict[str, Any]]:
     """Returns (tasks, latents) to train on and counts of what was sampled and kept."""
     from latent_env.agents.hf import HFPolicy
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from latent_env.devices import DTYPES as REWARD_DTYPES
 from latent_env.tools.registry import DEFAULT_TOOLS
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -41,6 +42,13 @@ class PipelineArguments:
     reward_model: str = field(default="", metadata={
         "help": "model that scores continuations (the reward); empty = the same spec as --model, "
                 "loaded as a separate frozen copy"})
+    reward_dtype: str = field(default="float32", metadata={
+        "help": "precision of the frozen reward model: float32 (the precision rewards are "
+                "measured in), or bfloat16/float16 on a GPU, with the log-softmax still fp32 "
+                "(bf16's drift is in benchmarks/RESULTS.md)"})
+    reward_batch_tokens: int = field(default=0, metadata={
+        "help": "padded tokens per reward forward pass; 0 = sized for the device (4096 on the "
+                "CPU, 32768 on a GPU)"})
     stages: str = field(default="sft,latent,fusion,rl", metadata={
         "help": f"comma-separated stages to run, in order, from {', '.join(STAGES)}"})
     algo: str = field(default="grpo", metadata={"help": "RL algorithm: grpo, rloo or ppo"})
@@ -110,6 +118,12 @@ class PipelineArguments:
         self.per_kind()  # rejects a malformed --train_per_kind now, not when SFT starts
         if not self.save_every_minutes >= 0:  # NaN too
             raise ValueError(f"--save_every_minutes must be >= 0, got {self.save_every_minutes}")
+        if self.reward_dtype not in REWARD_DTYPES:
+            raise ValueError(f"--reward_dtype must be one of {', '.join(REWARD_DTYPES)}, got "
+                             f"{self.reward_dtype!r}")
+        if self.reward_batch_tokens < 0:
+            raise ValueError(f"--reward_batch_tokens must be >= 0 (0 sizes it for the device), "
+                             f"got {self.reward_batch_tokens}")
         if self.text_per_mode < 1:
             raise ValueError("--text_per_mode must be at least 1")
         if self.text and not Path(self.text).exists():
@@ -278,6 +292,14 @@ class EvalArguments:
         "help": "test tasks per family in the before/after table (0 skips evaluation)"})
     eval_max_new_tokens: int = field(default=128, metadata={"help": "latent tokens to generate"})
     eval_batch_size: int = field(default=16, metadata={"help": "policy batch size"})
+    eval_dtype: str = field(default="float32", metadata={
+        "help": "precision of the evaluated policies and of the founding question's scorers: "
+                "float32, or bfloat16/float16 on a GPU (log-softmax stays fp32)"})
+
+    def __post_init__(self) -> None:
+        if self.eval_dtype not in REWARD_DTYPES:
+            raise ValueError(f"--eval_dtype must be one of {', '.join(REWARD_DTYPES)}, got "
+                             f"{self.eval_dtype!r}")
 
 
 @dataclass

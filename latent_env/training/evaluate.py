@@ -48,6 +48,7 @@ def before_after(ctx: RunContext, final_model: str) -> dict[str, Any]:
     from latent_env.bench.choice import ORACLE_BY_KIND, choice_metrics, run_oracle_by_kind
     from latent_env.bench.runner import EpisodeStepper, run_policy
     from latent_env.bench.stats import summarize_policy
+    from latent_env.devices import free_memory
 
     env = make_env(ctx)
     tasks = eval_tasks(ctx)
@@ -57,7 +58,8 @@ def before_after(ctx: RunContext, final_model: str) -> dict[str, Any]:
     records: list[dict[str, Any]] = []
     for label, spec in policies_to_compare(ctx, final_model).items():
         options = ({"max_new_tokens": ctx.evaluation.eval_max_new_tokens,
-                    "batch_size": ctx.evaluation.eval_batch_size}
+                    "batch_size": ctx.evaluation.eval_batch_size,
+                    "dtype": ctx.evaluation.eval_dtype}
                    if spec.startswith("hf:") else {})
         policy = make_policy(spec, tools=env.tools, **options)
         print(f"[eval] {label}: {len(tasks)} test tasks")
@@ -67,6 +69,7 @@ def before_after(ctx: RunContext, final_model: str) -> dict[str, Any]:
         summaries[label] = summarize_policy(label, run.records, ctx.seed, run.wall_s, run.error)
         records.extend(run.records)
         del policy  # free the policy's model before loading the next
+        free_memory()
     print(f"[eval] {ORACLE_BY_KIND}: every gold kind and the empty latent on each task")
     oracle = run_oracle_by_kind(tasks, stepper, seed=ctx.seed)
     summaries[ORACLE_BY_KIND] = summarize_policy(ORACLE_BY_KIND, oracle.records, ctx.seed,
@@ -88,6 +91,7 @@ def founding_tables(ctx: RunContext, specs: dict[str, str],
     """The founding question (:mod:`latent_env.bench.founding`) for each checkpoint the run
     trained: that checkpoint reading its own latents, against the base model without one."""
     from latent_env.bench.founding import founding_scores, founding_table
+    from latent_env.devices import accelerator, resolve_dtype
     from latent_env.models import load_model
     from latent_env.scoring import LogLikScorer
 
@@ -96,14 +100,16 @@ def founding_tables(ctx: RunContext, specs: dict[str, str],
     if not trained:
         return {}
     combiner = ctx.env.scorer.combiner
-    start = LogLikScorer(*load_model(ctx.pipeline.model), combiner=combiner)
+    device = accelerator()
+    dtype = resolve_dtype(ctx.evaluation.eval_dtype, device)
+    start = LogLikScorer(*load_model(ctx.pipeline.model, dtype, device=device), combiner=combiner)
     tables = {}
     for label, path in trained.items():
         played = [r for r in records if r["policy"] == label]
         if not played:
             continue
         print(f"[eval] {label}: its own model reading its own latents")
-        theta = LogLikScorer(*load_model(path), combiner=combiner)
+        theta = LogLikScorer(*load_model(path, dtype, device=device), combiner=combiner)
         tables[label] = founding_table(founding_scores(played, theta, start), ctx.seed)
         del theta
     return tables

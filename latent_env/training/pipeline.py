@@ -20,6 +20,7 @@ import json
 import time
 from typing import Any
 
+from latent_env.devices import free_memory
 from latent_env.training import latent_stages, stages
 from latent_env.training.checkpoints import RunState, prune_checkpoints
 from latent_env.training.config import (
@@ -62,6 +63,7 @@ def build_context(pipeline: PipelineArguments, sft: SFTArguments, latent: Latent
                          "loss hook for it (set --rl_sft_anchor 0)")
     check_rl_turns(rl, pipeline, trl_config)
     check_predictor(rl, pipeline)
+    check_engines(pipeline, trl_config)
     from latent_env.training.task_sets import check_task_sets
 
     check_task_sets(pipeline, sft, rl, evaluation)  # a short or overlapping set writes nothing
@@ -96,6 +98,29 @@ def check_rl_turns(rl: RLArguments, pipeline: PipelineArguments, trl_config: Any
         raise ValueError(f"--rl_turns {rl.rl_turns} does not work with --use_vllm: multi-turn "
                          "rollouts generate with transformers, stopping at each tool block; drop "
                          "--use_vllm, or use --rl_turns 1")
+
+
+def check_engines(pipeline: PipelineArguments, trl_config: Any) -> None:
+    """vLLM and PPO's value model load plain causal LMs. After the latent stages the policy is a
+    latent-thought model (its own architecture, a ``<thinking>`` input fed from a hidden state),
+    which neither can load: refused here, before any stage runs."""
+    from latent_env.models import local_model_type
+    from latent_env.thoughts.config import LatentThoughtConfig
+
+    latent = [s for s in pipeline.stage_list if s in ("latent", "fusion")]
+    if local_model_type(pipeline.model) == LatentThoughtConfig.model_type:
+        latent = latent or [f"--model {pipeline.model} (a latent-thought checkpoint)"]
+    if not latent or "rl" not in pipeline.stage_list:
+        return
+    if getattr(trl_config, "use_vllm", False):
+        raise ValueError(f"--use_vllm cannot generate for a latent-thought policy (from "
+                         f"{', '.join(latent)}): vLLM loads neither its architecture nor its "
+                         "<thinking> inputs; drop --use_vllm, or run --stages sft,rl with vLLM")
+    if pipeline.algo == "ppo":
+        raise ValueError(f"--algo ppo cannot train a latent-thought policy (from "
+                         f"{', '.join(latent)}): its value model is a sequence classifier, which "
+                         "that architecture has none of; use --algo grpo or rloo, or run "
+                         "--stages sft,rl with PPO")
 
 
 def check_predictor(rl: RLArguments, pipeline: PipelineArguments) -> None:
@@ -139,6 +164,7 @@ def run_pipeline(ctx: RunContext) -> dict[str, Any]:
                 report_pruned(stage, *prune_checkpoints(ctx.run_dir, stage))
         ctx.metrics[stage] = metrics
         model_path = str(final)
+        free_memory()  # the stage's trainer, optimiser and model are garbage now
     ctx.metrics["train_seconds"] = round(time.perf_counter() - started, 1)
     if not is_main_process():
         return ctx.metrics  # evaluation and run files belong to rank 0

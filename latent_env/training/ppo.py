@@ -5,6 +5,10 @@ and reads ``rm.score(hidden_states[-1])`` at the last response token. :class:`En
 satisfies that shape: its "backbone" decodes each query+response, finds the task by its prompt,
 runs the response through the environment (sandbox, scorer) and returns the reward as a one-unit
 "hidden state" at every position; ``score`` is the identity. Nothing is learned in it.
+
+Devices: the query batch comes to the host in one copy to be decoded, and the rewards go back to
+the batch's device, where TRL indexes them with its sequence lengths. ``config`` is an empty
+``PretrainedConfig``, which TRL's DeepSpeed preparation reads (it has no hidden size to tune).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 import torch
 
+from latent_env.devices import to_host
 from latent_env.training.checkpoints import last_checkpoint
 from latent_env.training.reward import EnvReward
 
@@ -28,13 +33,13 @@ class EnvBackbone(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_: Any):
         texts = [
-            self.tokenizer.decode(ids[mask.bool()], skip_special_tokens=False)
-            for ids, mask in zip(input_ids, attention_mask)
+            self.tokenizer.decode([t for t, m in zip(ids, mask) if m], skip_special_tokens=False)
+            for ids, mask in zip(to_host(input_ids), to_host(attention_mask))
         ]
         prompts, completions = zip(*(split_query_response(t) for t in texts))
         tasks = [self.tasks_by_prompt[prompt_key(p)] for p in prompts]
         values = self.reward(list(prompts), list(completions), task=tasks)
-        hidden = torch.tensor(values, dtype=torch.float32).view(-1, 1, 1)
+        hidden = torch.tensor(values, dtype=torch.float32, device=input_ids.device).view(-1, 1, 1)
         hidden = hidden.expand(-1, input_ids.shape[1], 1).contiguous()
         return SimpleNamespace(hidden_states=(hidden,))
 
@@ -46,6 +51,9 @@ class EnvRewardModel(torch.nn.Module):
 
     def __init__(self, reward: EnvReward, tokenizer: Any, tasks_by_prompt: dict[str, str]):
         super().__init__()
+        from transformers import PretrainedConfig
+
+        self.config = PretrainedConfig()
         self.backbone = EnvBackbone(reward, tokenizer, tasks_by_prompt)
         # PPOTrainer moves modules between devices and dtypes; give it a parameter to move.
         self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
@@ -71,10 +79,13 @@ def split_query_response(text: str) -> tuple[str, str]:
     return prompt.lstrip(), response
 
 
-def run_ppo(model_path: str, tokenizer: Any, env: Any, records: list[dict], config: Any,
-            out_dir: Path, resume: bool) -> tuple[Path, dict]:
+def run_ppo(policy: Any, model_path: str, tokenizer: Any, env: Any, records: list[dict],
+            config: Any, out_dir: Path, resume: bool) -> tuple[Path, dict]:
+    """PPO from ``policy`` (loaded from ``model_path``, which the value model starts from)."""
+    import copy
+
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
     from latent_env.training.algos import ppo_module
 
@@ -90,8 +101,7 @@ def run_ppo(model_path: str, tokenizer: Any, env: Any, records: list[dict], conf
     from latent_env.models import checkpoint_path
 
     model_path = checkpoint_path(model_path)
-    policy = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    reference = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    reference = copy.deepcopy(policy).eval()  # frozen by PPO; a copy, not a second load
     value = AutoModelForSequenceClassification.from_pretrained(
         model_path, num_labels=1, dtype=torch.float32
     )

@@ -23,6 +23,11 @@ from latent_env.training.config import (
     SFTArguments,
 )
 
+#: Padded tokens per reward forward pass: sized for host RAM and two cores on the CPU, for an
+#: accelerator's memory on a GPU (a 135M model's fp32 logits at 32k tokens are ~6 GB).
+CPU_REWARD_BATCH_TOKENS = 4096
+GPU_REWARD_BATCH_TOKENS = 32768
+
 
 class StageError(RuntimeError):
     """A stage cannot go on with what it was given; finished stages stay saved for ``--resume``."""
@@ -103,10 +108,26 @@ def make_env(ctx: RunContext) -> Any:
         ctx.env = LatentEnv(
             tasks=None,
             model=ctx.pipeline.reward_model or ctx.pipeline.model,
+            scorer=lambda: reward_scorer(ctx.pipeline),
             tools=[t for t in ctx.pipeline.tools.split(",") if t],
             reward=ctx.pipeline.reward,
         )
     return ctx.env
+
+
+def reward_scorer(pipeline: PipelineArguments) -> Any:
+    """The frozen reward model on this rank's accelerator, in ``--reward_dtype``, scoring
+    ``--reward_batch_tokens`` per pass (0: sized for the device)."""
+    from latent_env.devices import accelerator, resolve_dtype
+    from latent_env.models import load_model
+    from latent_env.scoring import LogLikScorer
+
+    device = accelerator()
+    model, tokenizer = load_model(pipeline.reward_model or pipeline.model,
+                                  dtype=resolve_dtype(pipeline.reward_dtype, device), device=device)
+    batch_tokens = pipeline.reward_batch_tokens or (
+        GPU_REWARD_BATCH_TOKENS if device.type == "cuda" else CPU_REWARD_BATCH_TOKENS)
+    return LogLikScorer(model, tokenizer, batch_tokens=batch_tokens)
 
 
 def text_tasks(ctx: RunContext, split: str) -> list[Any]:

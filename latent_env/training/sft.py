@@ -16,10 +16,12 @@ def sft_config(out_dir: Path, *, epochs: float, max_steps: int, learning_rate: f
                batch_size: int, seed: int, report_to: list[str], max_length: int = 640,
                activation_checkpointing: bool = False, bf16: bool = False,
                micro_batch_size: int = 0, logging_steps: float = 5, save_strategy: str = "steps",
-               save_steps: float = 20, save_total_limit: int | None = 1) -> Any:
+               save_steps: float = 20, save_total_limit: int | None = 1,
+               use_cpu: bool = False) -> Any:
     """TRL's SFTConfig for one supervised stage: ``batch_size`` traces a step, in forward passes
     of ``micro_batch_size`` (0: one pass) ordered by :func:`micro_batch_order`. Logging and
-    checkpointing follow the arguments (the pipeline passes the preset's and the flags')."""
+    checkpointing follow the arguments (the pipeline passes the preset's and the flags'); the
+    device is the RL trainer's (``--use_cpu``, else the accelerator where there is one)."""
     from trl import SFTConfig
 
     micro = micro_batch_size or batch_size
@@ -46,7 +48,7 @@ def sft_config(out_dir: Path, *, epochs: float, max_steps: int, learning_rate: f
         completion_only_loss=True,
         bf16=bf16,
         activation_checkpointing=activation_checkpointing,
-        use_cpu=_use_cpu(),
+        use_cpu=use_cpu or _no_accelerator(),
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
@@ -127,7 +129,7 @@ def run_sft(model: Any, tokenizer: Any, records: list[dict], out_dir: Path, conf
     }
 
 
-def _use_cpu() -> bool:
+def _no_accelerator() -> bool:
     import torch
 
     return not torch.cuda.is_available()

@@ -80,7 +80,8 @@ def trainer_flags(ctx: RunContext) -> dict[str, Any]:
               ("logging_steps", "save_strategy", "save_steps", "save_total_limit")
               if hasattr(config, name)}
     return {"activation_checkpointing": bool(getattr(config, "activation_checkpointing", False)),
-            "bf16": bool(getattr(config, "bf16", False)), **saving}
+            "bf16": bool(getattr(config, "bf16", False)),
+            "use_cpu": bool(getattr(config, "use_cpu", False)), **saving}
 
 
 def load_policy(ctx: RunContext, model_path: str) -> tuple[Any, Any]:
@@ -134,6 +135,7 @@ def run_bootstrap(ctx: RunContext, model_path: Path) -> tuple[Path, dict]:
     kept_tasks, kept_latents, stats = sample_and_filter(
         env, str(model_path), tasks, k=ctx.sft.bootstrap_k,
         min_gain=ctx.sft.bootstrap_min_gain, seed=ctx.seed,
+        max_new_tokens=ctx.evaluation.eval_max_new_tokens,
     )
     if not kept_tasks:
         return model_path, {**stats, "trained": False}
@@ -189,7 +191,7 @@ def run_rl_stage(ctx: RunContext, model_path: str) -> tuple[Path, dict]:
     if ctx.pipeline.algo == "ppo":
         from latent_env.training.ppo import run_ppo
 
-        final, metrics = run_ppo(model_path, tokenizer, env, records, config, out,
+        final, metrics = run_ppo(model, model_path, tokenizer, env, records, config, out,
                                  ctx.pipeline.resume)
     else:
         from latent_env.training.rl import run_online_rl
