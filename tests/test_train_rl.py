@@ -151,6 +151,10 @@ def test_every_preset_parses_for_every_algo_and_keeps_latents_whole(tmp_path, pr
         assert pipeline.preset == preset
         assert trl_config.use_cpu == (not torch.cuda.is_available())  # set by the machine
         assert trl_config.activation_checkpointing == (preset == "gpu-7b")
+        if preset == "gpu-7b":  # no fp32 7B copy: the reward model, the evaluated policies, RLOO's ref
+            assert (pipeline.reward_dtype, evaluation.eval_dtype) == ("bfloat16", "bfloat16")
+            if algo == "rloo":
+                assert trl_config.model_init_kwargs == {"dtype": "bfloat16"}
     if preset == "smoke":
         return
     tokenizer = load_tokenizer("default")
@@ -451,13 +455,24 @@ def test_two_process_cpu_launch_with_accelerate(tmp_path):
     out = subprocess.run(
         [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "train_rl.py",
          "--preset", "smoke", "--stages", "sft,rl", "--eval_per_family", "0",
-         "--run_dir", str(run_dir)],
+         "--bootstrap_k", "2", "--rl_screen_per_family", "2", "--run_dir", str(run_dir)],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.count("[sft] starting from") == 2  # both ranks ran the stage
+    # Screening (and bootstrap sampling) ran on rank 0 alone; both ranks train on its result.
+    assert out.stdout.count("[rl] screening") == 1
+    assert out.stdout.count("[rl] training on 26 of 26 screened prompts") == 2
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["rl"]["steps"] == 2 and (run_dir / "rl" / "final").is_dir()
+    assert metrics["sft"]["bootstrap"]["sampled"] > 0
+
+
+def test_work_on_main_is_computed_once_per_process_without_a_process_group():
+    from latent_env.training.run_context import on_main_then_shared
+
+    calls = []
+    assert on_main_then_shared(lambda: calls.append(1) or "result") == "result" and calls == [1]
 
 
 def test_run_directory_defaults(tmp_path, monkeypatch):

@@ -61,6 +61,19 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def on_main_then_shared(compute: Any) -> Any:
+    """``compute()`` on rank 0 alone, its result sent to every rank (torch.distributed's object
+    broadcast); without a process group (a plain run, or before any trainer started one), every
+    process computes it. For work that is the same on every rank: sampling and screening."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return compute()
+    box = [compute() if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def resolve_run_dir(run_dir: str, resume: bool, root: Path = Path("runs")) -> Path:
     """An explicit directory, else the newest run under ``runs/`` (resume) or a new dated one."""
     if run_dir:

@@ -21,6 +21,7 @@ from latent_env.training.run_context import (
     StageError,
     is_main_process,
     make_env,
+    on_main_then_shared,
     text_tasks,
 )
 from latent_env.training.task_sets import (
@@ -132,11 +133,11 @@ def run_bootstrap(ctx: RunContext, model_path: Path) -> tuple[Path, dict]:
 
     env = make_env(ctx)
     tasks = train_tasks(ctx, "rl")[: ctx.sft.bootstrap_tasks]
-    kept_tasks, kept_latents, stats = sample_and_filter(
+    kept_tasks, kept_latents, stats = on_main_then_shared(lambda: sample_and_filter(
         env, str(model_path), tasks, k=ctx.sft.bootstrap_k,
         min_gain=ctx.sft.bootstrap_min_gain, seed=ctx.seed,
         max_new_tokens=ctx.evaluation.eval_max_new_tokens,
-    )
+    ))
     if not kept_tasks:
         return model_path, {**stats, "trained": False}
     model, tokenizer = load_policy(ctx, str(model_path))
@@ -226,8 +227,11 @@ def rl_prompt_tasks(ctx: RunContext, env: Any, model_path: str,
 
         length = getattr(ctx.trl_config, "max_completion_length", None) or getattr(
             ctx.trl_config, "response_length", 160)
-        print(f"[rl] screening {len(candidates)} prompts with the starting policy")
-        kept, screening = screen_for_misses(env, greedy_policy(model_path, length), candidates)
+        def screen() -> tuple[list[Any], dict]:
+            print(f"[rl] screening {len(candidates)} prompts with the starting policy")
+            return screen_for_misses(env, greedy_policy(model_path, length), candidates)
+
+        kept, screening = on_main_then_shared(screen)
         screening["kept_ids"] = [t.id for t in kept]
         if is_main_process():
             out.mkdir(parents=True, exist_ok=True)
