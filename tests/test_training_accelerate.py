@@ -34,16 +34,21 @@ def test_the_cpu_config_runs_two_processes():
     assert config.num_processes == 2 and config.use_cpu
 
 
+def _documented_launches(name: str) -> list[tuple[str, str]]:
+    """(file, command) for every `accelerate launch --config_file …name` in the docs and presets,
+    with the comment line that continues it, if any."""
+    command = re.compile(rf"accelerate launch --config_file \S*{re.escape(name)}[^\n]*"
+                         r"(\n#?\s+--[^\n]*)?")
+    files = [ROOT / "README.md", CONFIGS / name, *(ROOT / "latent_env/training/presets").glob("*.yaml")]
+    return [(path.name, m.group(0)) for path in files for m in command.finditer(path.read_text())]
+
+
 @pytest.mark.parametrize("name", GPU_CONFIGS)
 def test_every_documented_gpu_launch_passes_the_process_count(name):
-    docs = {p: p.read_text() for p in [ROOT / "README.md", CONFIGS / name,
-                                       *(ROOT / "latent_env/training/presets").glob("*.yaml")]}
-    launches = [(path, m.group(0)) for path, text in docs.items()
-                for m in re.finditer(rf"accelerate launch --config_file \S*{name}[^\n]*(\n#?\s+--[^\n]*)?",
-                                     text)]
+    launches = _documented_launches(name)
     assert launches, f"no documented launch uses {name}"
     for path, command in launches:
-        assert "--num_processes" in command, f"{path.name}: {command}"
+        assert "--num_processes" in command, f"{path}: {command}"
 
 
 @pytest.mark.slow
